@@ -1,0 +1,134 @@
+"""Build a :class:`stream.source.Source` from its spec string ``KIND[:ARGUMENT]``.
+
+Kinds (see DESIGN.md): ``toy``, ``parquet:PATH``, ``root:PATH[:TREE]``, ``zarr:PATH``,
+``ild:PATH``, ``calochallenge:PATH``, ``lhco:PATH``, ``dijet``, ``showers:ecal``,
+``showers:ahcal``. Generator options come from a mapping (the config section of the same
+name), e.g. ``{"toy": {"signal_fraction": 0.01}}``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stream.errors import SourceError
+from stream.schema import EVENT_ID
+from stream.source import Source
+
+__all__ = ["ParquetSource", "open_source", "register_source", "source_kinds"]
+
+SourceFactory = Callable[[str | None, Mapping[str, Any]], Source]
+_FACTORIES: dict[str, SourceFactory] = {}
+# Modules that register further kinds on import (skipped if not installed yet).
+_PLUGIN_MODULES = ("stream.showers.sources", "stream.readers.root_events", "stream.generators.dijet")
+
+
+def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
+    """Decorator registering a factory ``(argument, options) -> Source`` for ``kind``."""
+
+    def wrap(factory: SourceFactory) -> SourceFactory:
+        _FACTORIES[kind] = factory
+        return factory
+
+    return wrap
+
+
+def _load_plugins() -> None:
+    for module in _PLUGIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name is None or not module.startswith(err.name):
+                raise
+
+
+def source_kinds() -> list[str]:
+    """All known source kinds."""
+    _load_plugins()
+    return sorted(_FACTORIES)
+
+
+def open_source(spec: str, options: Mapping[str, Mapping[str, Any]] | None = None) -> Source:
+    """Build the source named by ``spec``.
+
+    Args:
+        spec: ``KIND[:ARGUMENT]``, e.g. ``"toy"`` or ``"parquet:events.parquet"``.
+        options: per-kind option mappings (config sections), e.g. ``{"toy": {"seed": 3}}``.
+
+    Raises:
+        SourceError: unknown kind (lists the known ones) or bad argument.
+    """
+    _load_plugins()
+    kind, _, argument = spec.partition(":")
+    if kind not in _FACTORIES:
+        msg = f"unknown source kind {kind!r} in spec {spec!r}; known kinds: {sorted(_FACTORIES)}"
+        raise SourceError(msg)
+    opts = dict((options or {}).get(kind, {}))
+    return _FACTORIES[kind](argument or None, opts)
+
+
+@register_source("toy")
+def _toy(argument: str | None, options: Mapping[str, Any]) -> Source:
+    from stream.generators.toy import ToySpectrumConfig, ToySpectrumSource
+
+    try:
+        config = ToySpectrumConfig(**options)
+    except TypeError as err:
+        msg = f"toy: bad option in {dict(options)}: {err}"
+        raise SourceError(msg) from err
+    return ToySpectrumSource(config)
+
+
+class ParquetSource:
+    """Replays an event Parquet file in batches (streamed by row group, never loaded whole).
+
+    The file must hold an ``event_id`` column; every other numeric column becomes a
+    float64 feature.
+    """
+
+    def __init__(self, path: str | Path, batch_size: int = 20_000) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            msg = f"parquet: file {str(self.path)!r} does not exist"
+            raise SourceError(msg)
+        self.spec = f"parquet:{self.path}"
+        self.batch_size = batch_size
+        self._file = pq.ParquetFile(self.path)
+        names = self._file.schema_arrow.names
+        if EVENT_ID not in names:
+            msg = f"parquet: {str(self.path)!r} has no {EVENT_ID!r} column (columns: {names})"
+            raise SourceError(msg)
+        from stream.schema import event_schema
+
+        file_schema = self._file.schema_arrow
+        self.schema = event_schema([n for n in names if n != EVENT_ID])
+        if file_schema.metadata and b"kind" in file_schema.metadata:
+            self.schema = self.schema.with_metadata({**(file_schema.metadata or {}), **(self.schema.metadata or {})})
+
+    def batches(self, start_event: int = 0) -> Iterator[pa.RecordBatch]:
+        """Yield batches from event row ``start_event``."""
+        seen = 0
+        for batch in self._file.iter_batches(batch_size=self.batch_size):
+            n = batch.num_rows
+            if seen + n <= start_event:
+                seen += n
+                continue
+            if seen < start_event:
+                batch = batch.slice(start_event - seen)
+            seen += n
+            arrays = [batch.column(EVENT_ID).cast(pa.uint64())]
+            arrays += [batch.column(name).cast(pa.float64()) for name in self.schema.names[1:]]
+            yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+
+
+@register_source("parquet")
+def _parquet(argument: str | None, options: Mapping[str, Any]) -> Source:
+    if not argument:
+        msg = "parquet source needs a path: 'parquet:PATH'"
+        raise SourceError(msg)
+    return ParquetSource(argument, **options)
