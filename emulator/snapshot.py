@@ -1,24 +1,28 @@
-"""Snapshots: a directory with ``manifest.json`` and ``weights.safetensors``.
+"""Snapshots: a directory with ``manifest.json`` and a weights file (safetensors).
 
-Written atomically: everything goes to a temporary sibling directory which is then renamed
-into place (the previous snapshot is moved aside first and removed after), so a crash
-never leaves a half snapshot. Loading never executes code: weights are safetensors, the
-manifest is JSON.
+The manifest is the commit point: weights go to a new file ``weights-<seq>.safetensors``
+(written to a temporary name, flushed, renamed), then the manifest naming that file is
+written to ``manifest.json.tmp`` and atomically renamed over ``manifest.json``; only then
+are older weight files removed. A crash at any moment leaves the previous or the new
+snapshot complete, never a half one, and the directory itself never disappears. Files the
+trainer writes beside the snapshot (stored events, trained ids) are tagged with the buffer
+index they belong to, so a resumed run drops parts newer than its manifest. Loading never
+executes code: weights are safetensors, the manifest is JSON.
 
 Manifest keys: ``format`` (int), ``model_kind``, ``hyperparameters``, ``training_state``,
-``config`` (the run configuration), ``events_seen``, ``events_trained``,
-``events_dropped``, ``bad_messages`` (reason → count), ``offsets`` (topic → partition →
-next offset), ``position`` (full :class:`stream.transport.StreamPosition` JSON),
-``trigger`` (per-path counters), ``storage`` (bytes of stored events vs snapshot),
-``versions`` (library versions), ``time`` (ISO 8601, UTC), ``stored_events`` (file name of
-the prescaled events beside the snapshot, or null).
+``weights`` (file name), ``config`` (the run configuration), ``events_seen``,
+``events_trained``, ``events_dropped``, ``bad_messages`` (reason → count), ``offsets``
+(topic → partition → next offset), ``position`` (full
+:class:`stream.transport.StreamPosition` JSON), ``trigger`` (per-path counters),
+``storage`` (bytes of stored events vs snapshot), ``versions`` (library versions),
+``time`` (ISO 8601, UTC), ``stored_events`` (directory of the prescaled events' Parquet
+parts beside the snapshot, or null).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,7 +37,7 @@ from emulator.errors import SnapshotError
 from models.protocol import OnlineModel
 from models.registry import build_model
 
-__all__ = ["MANIFEST", "WEIGHTS", "Snapshot", "library_versions", "load_snapshot", "write_snapshot"]
+__all__ = ["MANIFEST", "WEIGHTS", "Snapshot", "library_versions", "load_snapshot", "read_manifest", "write_snapshot"]
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
@@ -55,14 +59,26 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_snapshot(directory: str | Path, model: OnlineModel, manifest: Mapping[str, Any]) -> Path:
     """Write ``model`` and ``manifest`` atomically to ``directory``.
 
-    Files already in ``directory`` that are not part of a snapshot (e.g. the stored events
-    Parquet written by the trainer) are kept.
+    Other files in ``directory`` (stored events, trained ids) are left alone.
 
     Args:
-        directory: the snapshot directory (created or replaced).
+        directory: the snapshot directory (created if needed).
         model: the model whose tensors and state are saved.
         manifest: run information (events seen, offsets, ...); model fields are added.
 
@@ -70,11 +86,15 @@ def write_snapshot(directory: str | Path, model: OnlineModel, manifest: Mapping[
         The snapshot directory.
     """
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{time.monotonic_ns()}"
-    tmp.mkdir()
+    target.mkdir(parents=True, exist_ok=True)
+    stamp = f"{int(time.time() * 1000):013d}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}"
+    weights_name = f"weights-{stamp}.safetensors"
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_tensors().items()}
-    save_file(tensors, str(tmp / WEIGHTS))
+    tmp_weights = target / f".{weights_name}.tmp"
+    save_file(tensors, str(tmp_weights))
+    with open(tmp_weights, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp_weights, target / weights_name)
     full = {
         "format": FORMAT,
         "model_kind": model.kind,
@@ -83,22 +103,20 @@ def write_snapshot(directory: str | Path, model: OnlineModel, manifest: Mapping[
         "versions": library_versions(),
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         **manifest,
+        "weights": weights_name,
     }
-    with open(tmp / MANIFEST, "w") as fh:
+    tmp_manifest = target / f".{MANIFEST}.tmp"
+    with open(tmp_manifest, "w") as fh:
         json.dump(full, fh, indent=2, sort_keys=True, default=_json_default)
         fh.flush()
         os.fsync(fh.fileno())
-    if target.exists():
-        # Carry over non-snapshot files (stored events etc.).
-        for item in target.iterdir():
-            if item.name not in (MANIFEST, WEIGHTS) and not (tmp / item.name).exists():
-                os.replace(item, tmp / item.name)
-        old = target.parent / f".{target.name}.old-{os.getpid()}-{time.monotonic_ns()}"
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
+    os.replace(tmp_manifest, target / MANIFEST)
+    _fsync_dir(target)
+    for old in target.glob("weights*.safetensors"):
+        if old.name != weights_name:
+            old.unlink(missing_ok=True)
+    for stale in target.glob(".weights-*.tmp"):
+        stale.unlink(missing_ok=True)
     return target
 
 
@@ -130,6 +148,10 @@ class Snapshot:
         """The Parquet file of events a classical trigger would have stored, if written."""
         name = self.manifest.get("stored_events")
         return self.path / name if name else None
+
+    def weights_bytes(self) -> int:
+        """Size of the weight file in bytes."""
+        return (self.path / str(self.manifest.get("weights", WEIGHTS))).stat().st_size
 
 
 def read_manifest(directory: str | Path) -> dict[str, Any]:
@@ -166,9 +188,9 @@ def load_snapshot(directory: str | Path, device: str | torch.device = "cpu") -> 
     """
     path = Path(directory)
     manifest = read_manifest(path)
-    weights = path / WEIGHTS
+    weights = path / str(manifest.get("weights", WEIGHTS))
     if not weights.is_file():
-        msg = f"snapshot {str(path)!r} has no {WEIGHTS}"
+        msg = f"snapshot {str(path)!r} has no weights file {weights.name!r} (named by its manifest)"
         raise SnapshotError(msg)
     try:
         tensors = load_file(str(weights), device=str(device))

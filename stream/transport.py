@@ -31,6 +31,8 @@ class Message:
         first_event: index, within the original message, of ``batch``'s first row
             (non-zero only for the first message after a seek into a partly used message).
         n_events: number of events in the original message.
+        next_offset: offset of the message that follows (-1: ``offset + 1``, as in Kafka;
+            the embedded transport numbers messages by event, so it sets this).
     """
 
     batch: pa.RecordBatch
@@ -39,6 +41,12 @@ class Message:
     offset: int
     first_event: int = 0
     n_events: int = -1
+    next_offset: int = -1
+
+    @property
+    def following_offset(self) -> int:
+        """Offset of the message after this one."""
+        return self.next_offset if self.next_offset >= 0 else self.offset + 1
 
     @property
     def total_events(self) -> int:
@@ -58,10 +66,16 @@ class StreamPosition:
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)
     skip: dict[str, dict[int, int]] = field(default_factory=dict)
 
-    def advance(self, topic: str, partition: int, offset: int, events_used: int, events_in_message: int) -> None:
-        """Record that ``events_used`` leading events of message ``offset`` are consumed."""
+    def advance(
+        self, topic: str, partition: int, offset: int, events_used: int, events_in_message: int,
+        next_offset: int | None = None,
+    ) -> None:
+        """Record that ``events_used`` leading events of message ``offset`` are consumed.
+
+        ``next_offset`` is the offset after this message (default ``offset + 1``).
+        """
         if events_used >= events_in_message:
-            self.offsets.setdefault(topic, {})[partition] = offset + 1
+            self.offsets.setdefault(topic, {})[partition] = offset + 1 if next_offset is None else next_offset
             self.skip.setdefault(topic, {})[partition] = 0
         else:
             self.offsets.setdefault(topic, {})[partition] = offset

@@ -1,0 +1,117 @@
+"""Trainer loop on the embedded transport: buffer swaps, N_iter, snapshots, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from emulator.config import RunConfig
+from emulator.errors import ConfigError
+from emulator.run import run_training
+from emulator.snapshot import load_snapshot
+from tests.emulator import gaussian_model  # noqa: F401 - registers "test-gaussian"
+
+
+def _config(events: int, **buffer: int | str) -> RunConfig:
+    table = {
+        "seed": 3,
+        "device": "cpu",
+        "source": {"spec": "toy", "events": events},
+        "toy": {"batch_size": 700},
+        "trigger": {"mode": "l1", "hlt": [{"name": "HLT_ps4", "cuts": ["mass > 0.5"], "prescale": 4}]},
+        "buffer": {"size": 1000, "batch_size": 100, "n_iter": 2, **buffer},
+        "model": {"kind": "test-gaussian", "hyperparameters": {"columns": ["mass"]}},
+        "snapshot": {"record_trained_ids": True},
+    }
+    return RunConfig.from_mapping(table)
+
+
+def _ids(out: Path, sub: str = "trained_ids") -> np.ndarray:
+    parts = sorted((out / sub).glob("part-*.parquet"))
+    return np.concatenate([pq.read_table(p).column("event_id").to_numpy() for p in parts])
+
+
+def test_single_run_trains_every_event_once(tmp_path: Path) -> None:
+    summary = run_training(_config(12_345), tmp_path, progress=False)
+    assert summary.events_seen == 12_345
+    assert summary.events_trained == 12_345
+    assert summary.buffers_trained == 13  # 12 full buffers + the partial last one
+    ids = _ids(tmp_path)
+    np.testing.assert_array_equal(np.sort(ids), np.arange(12_345))
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["events_seen"] == 12_345
+    assert manifest["position"] == {"offsets": {"embedded": {"0": 12_345}}, "skip": {"embedded": {"0": 0}}}
+    # Stored = events with mass > 0.5, every 4th of them, exactly.
+    stored = pq.read_table(tmp_path / "stored_events")
+    from stream.generators.toy import ToySpectrumConfig, ToySpectrumSource
+
+    mass = np.concatenate([b.column("mass").to_numpy() for b in ToySpectrumSource(ToySpectrumConfig(seed=3, n_events=12_345)).batches()])
+    passing = np.flatnonzero(mass > 0.5)
+    np.testing.assert_array_equal(np.sort(stored.column("event_id").to_numpy()), passing[3::4])
+    assert manifest["trigger"]["paths"]["HLT_ps4"]["accepted"] == len(passing) // 4
+
+
+def test_resume_at_buffer_boundary_gives_identical_weights(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    run_training(_config(9000), full, progress=False)
+    split = tmp_path / "split"
+    run_training(_config(4000), split, progress=False)
+    run_training(_config(9000), split, progress=False)
+    a, b = load_snapshot(full).model, load_snapshot(split).model
+    for key, value in a.state_tensors().items():
+        torch.testing.assert_close(value, b.state_tensors()[key], rtol=0, atol=0)
+    np.testing.assert_array_equal(np.sort(_ids(split)), np.arange(9000))
+    ma = json.loads((full / "manifest.json").read_text())
+    mb = json.loads((split / "manifest.json").read_text())
+    assert ma["trigger"] == mb["trigger"]
+    np.testing.assert_array_equal(
+        np.sort(_ids(full, "stored_events")), np.sort(_ids(split, "stored_events"))
+    )
+
+
+@pytest.mark.parametrize("stop", [1, 999, 1001, 4321, 6999])
+def test_resume_anywhere_trains_each_event_exactly_once(tmp_path: Path, stop: int) -> None:
+    run_training(_config(stop), tmp_path, progress=False)
+    run_training(_config(7000), tmp_path, progress=False)
+    ids = _ids(tmp_path)
+    assert len(ids) == 7000
+    np.testing.assert_array_equal(np.sort(ids), np.arange(7000))
+
+
+def test_adaptive_n_iter_stays_in_bounds(tmp_path: Path) -> None:
+    seen: list[int] = []
+    from emulator.run import build_transport
+    from emulator.trainer import Trainer
+    from models.registry import build_model
+
+    config = _config(20_000, n_iter=1, n_iter_min=1, n_iter_max=50)
+    model = build_model("test-gaussian", {"columns": ["mass"]})
+    transport = build_transport(config)
+    trainer = Trainer(config, transport, model, tmp_path, progress=False, on_buffer=lambda s: seen.append(s.n_iter_last))
+    summary = trainer.run()
+    transport.close()
+    assert summary.events_trained == 20_000
+    assert all(1 <= n <= 50 for n in seen)
+    assert max(seen) > 1  # the trainer used the time the filling side needed
+
+
+def test_drop_policy_counts_every_lost_event(tmp_path: Path) -> None:
+    config = _config(30_000, n_iter=200, policy="drop")
+    summary = run_training(config, tmp_path, progress=False)
+    assert summary.events_dropped > 0
+    assert summary.events_trained + summary.events_dropped == 30_000
+    assert len(_ids(tmp_path)) == summary.events_trained
+
+
+def test_bad_config_value_names_the_key() -> None:
+    with pytest.raises(ConfigError, match="buffer.policy"):
+        RunConfig.from_mapping({"buffer": {"policy": "sometimes"}})
+    with pytest.raises(ConfigError, match=r"model: unknown keys \['knd'\]"):
+        RunConfig.from_mapping({"model": {"knd": "x"}})
+    with pytest.raises(ConfigError, match="buffer.n_iter_min"):
+        RunConfig.from_mapping({"buffer": {"n_iter_min": 5, "n_iter_max": 2}})
