@@ -10,8 +10,9 @@ prescale (an empty HLT list stores every L1-accepted event, subject to no presca
 Two training selections (arXiv 2202.09375): ``mode = "l1"`` trains on everything that
 passes L1; ``mode = "hlt"`` trains on what passes the HLT cuts *before* their prescale.
 
-The whole menu runs as one fused numba kernel over the batch: one pass over the events,
-every path evaluated in registers; prescale counters persist across batches.
+The menu runs as one numba kernel per batch: cut-major (one vectorised pass per cut over
+the columns, no copies), then path-major prescale counting; counters persist across
+batches. Paths are evaluated in order, so counts match an event-by-event trigger exactly.
 """
 
 from __future__ import annotations
@@ -99,8 +100,33 @@ class TriggerDecision:
 
 
 @numba.njit(cache=True, nogil=True)
+def _apply_cut(ok: np.ndarray, x: np.ndarray, op: int, value: float) -> None:
+    """``ok &= (x OP value)``, one tight loop per operator (vectorises)."""
+    n = x.shape[0]
+    if op == 0:
+        for i in range(n):
+            ok[i] &= x[i] > value
+    elif op == 1:
+        for i in range(n):
+            ok[i] &= x[i] >= value
+    elif op == 2:
+        for i in range(n):
+            ok[i] &= x[i] < value
+    elif op == 3:
+        for i in range(n):
+            ok[i] &= x[i] <= value
+    elif op == 4:
+        for i in range(n):
+            ok[i] &= x[i] == value
+    else:
+        for i in range(n):
+            ok[i] &= x[i] != value
+
+
+@numba.njit(cache=True, nogil=True)
 def _run_menu(
-    data: np.ndarray,  # (n_columns, n_events) float64
+    columns: tuple,  # tuple of (n_events,) float64 arrays, one per cut column
+    n_events: int,
     cut_path: np.ndarray,  # (n_cuts,) int64: path index of each cut
     cut_column: np.ndarray,
     cut_op: np.ndarray,
@@ -115,60 +141,56 @@ def _run_menu(
     hlt_raw_out: np.ndarray,
     stored_out: np.ndarray,
 ) -> None:
-    n_events = data.shape[1]
-    n_cuts = cut_path.shape[0]
-    ok = np.empty(n_paths, dtype=np.bool_)
+    # Phase 1, cut-major: every path's cut mask in one pass per cut.
+    ok = np.ones((n_paths, n_events), dtype=np.bool_)
+    for c in range(cut_path.shape[0]):
+        _apply_cut(ok[cut_path[c]], columns[cut_column[c]], cut_op[c], cut_value[c])
+    # Phase 2, path-major: prescale counters (sequential within a path).
+    no_l1 = n_l1 == 0
     for i in range(n_events):
-        for p in range(n_paths):
-            ok[p] = True
-        for c in range(n_cuts):
-            p = cut_path[c]
-            if not ok[p]:
-                continue
-            x = data[cut_column[c], i]
-            op = cut_op[c]
-            if op == 0:
-                good = x > cut_value[c]
-            elif op == 1:
-                good = x >= cut_value[c]
-            elif op == 2:
-                good = x < cut_value[c]
-            elif op == 3:
-                good = x <= cut_value[c]
-            elif op == 4:
-                good = x == cut_value[c]
-            else:
-                good = x != cut_value[c]
-            if not good:
-                ok[p] = False
-        # L1: any path after prescale (no L1 paths: accept all).
-        l1 = n_l1 == 0
-        for p in range(n_l1):
-            if ok[p]:
-                pass_raw[p] += 1
-                counter[p] += 1
-                if counter[p] >= prescale[p]:
-                    counter[p] = 0
-                    pass_ps[p] += 1
-                    l1 = True
-        l1_out[i] = l1
-        raw = False
-        stored = False
-        if l1:
-            if n_paths == n_l1:
-                raw = True
-                stored = True
-            for p in range(n_l1, n_paths):
-                if ok[p]:
-                    raw = True
-                    pass_raw[p] += 1
-                    counter[p] += 1
-                    if counter[p] >= prescale[p]:
-                        counter[p] = 0
-                        pass_ps[p] += 1
-                        stored = True
-        hlt_raw_out[i] = raw
-        stored_out[i] = stored
+        l1_out[i] = no_l1
+        hlt_raw_out[i] = False
+        stored_out[i] = False
+    for p in range(n_l1):
+        row = ok[p]
+        c = counter[p]
+        ps = prescale[p]
+        raw = 0
+        acc = 0
+        for i in range(n_events):
+            if row[i]:
+                raw += 1
+                c += 1
+                if c >= ps:
+                    c = 0
+                    acc += 1
+                    l1_out[i] = True
+        counter[p] = c
+        pass_raw[p] += raw
+        pass_ps[p] += acc
+    if n_paths == n_l1:
+        for i in range(n_events):
+            hlt_raw_out[i] = l1_out[i]
+            stored_out[i] = l1_out[i]
+        return
+    for p in range(n_l1, n_paths):
+        row = ok[p]
+        c = counter[p]
+        ps = prescale[p]
+        raw = 0
+        acc = 0
+        for i in range(n_events):
+            if row[i] and l1_out[i]:
+                hlt_raw_out[i] = True
+                raw += 1
+                c += 1
+                if c >= ps:
+                    c = 0
+                    acc += 1
+                    stored_out[i] = True
+        counter[p] = c
+        pass_raw[p] += raw
+        pass_ps[p] += acc
 
 
 class TriggerMenu:
@@ -242,17 +264,12 @@ class TriggerMenu:
         if missing:
             msg = f"trigger cuts on columns {missing} that the stream lacks (stream columns: {sorted(columns)})"
             raise ValueError(msg)
-        if self.columns:
-            data = np.empty((len(self.columns), n), dtype=np.float64)
-            for i, c in enumerate(self.columns):
-                data[i] = columns[c]
-        else:
-            data = np.empty((0, n), dtype=np.float64)
+        data = tuple(np.ascontiguousarray(columns[c], dtype=np.float64) for c in self.columns) or (np.empty(0),)
         l1 = np.empty(n, dtype=np.bool_)
         raw = np.empty(n, dtype=np.bool_)
         stored = np.empty(n, dtype=np.bool_)
         _run_menu(
-            data, self._cut_path, self._cut_column, self._cut_op, self._cut_value, len(self.l1),
+            data, n, self._cut_path, self._cut_column, self._cut_op, self._cut_value, len(self.l1),
             len(self.l1) + len(self.hlt), self._prescale, self.counter, self.pass_raw,
             self.pass_prescaled, l1, raw, stored,
         )
