@@ -253,7 +253,8 @@ class Trainer:
         return merged
 
     def _consume(self, message: Message, interrupt: _Interrupt) -> None:
-        assert self._adapter is not None and self._buffers is not None
+        assert self._adapter is not None
+        assert self._buffers is not None
         batch = message.batch
         n = batch.num_rows
         columns = self._adapter.trigger_columns(batch)
