@@ -1,0 +1,69 @@
+"""Bump hunt with OnlineFlow ensembles (arXiv 2202.09375) versus stored, prescaled data.
+
+Contract: reads snapshots only through :func:`emulator.snapshot.load_snapshot` and samples
+``model.sample(n, seed=...) -> {"mass": (n_members, n)}``; nothing here depends on how the
+flow is built. The steps are separate modules, each usable alone:
+
+* :mod:`~offline.bumphunt.histogram`: binning, chunked sampling into per-member histograms;
+* :mod:`~offline.bumphunt.fit`: background fit α·exp(−βm + γm² + … + ζm⁵);
+* :mod:`~offline.bumphunt.scan`: BumpHunter (numba; matches pyBumpHunter);
+* :mod:`~offline.bumphunt.ensemble`: locate with one half, measure with the other;
+* :mod:`~offline.bumphunt.significance`: the significance formulas, crossover prescale;
+* :mod:`~offline.bumphunt.prescale`, :mod:`~offline.bumphunt.classical`,
+  :mod:`~offline.bumphunt.data`: the classical comparison and the null sample;
+* :mod:`~offline.bumphunt.merge`: shards of one ensemble versus a time series;
+* :mod:`~offline.bumphunt.analysis`, :mod:`~offline.bumphunt.plots`,
+  :mod:`~offline.bumphunt.cli`: the whole analysis and ``python -m offline.bumphunt``.
+
+Names are re-exported lazily so importing the package stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "BumpHuntError",
+    "BumpHuntSettings",
+    "MassBinning",
+    "ScanConfig",
+    "analyse",
+    "bump_hunt",
+    "crossover_prescale",
+    "data_significance",
+    "ensemble_bump_hunt",
+    "ensemble_significance",
+    "fit_background",
+    "group_snapshots",
+    "main",
+    "prescale",
+    "sample_member_histograms",
+    "scan_histogram",
+]
+
+_HOME = {
+    "BumpHuntError": "errors",
+    "BumpHuntSettings": "analysis",
+    "analyse": "analysis",
+    "MassBinning": "histogram",
+    "sample_member_histograms": "histogram",
+    "ScanConfig": "scan",
+    "bump_hunt": "scan",
+    "scan_histogram": "scan",
+    "crossover_prescale": "significance",
+    "data_significance": "significance",
+    "ensemble_significance": "significance",
+    "ensemble_bump_hunt": "ensemble",
+    "fit_background": "fit",
+    "group_snapshots": "merge",
+    "main": "cli",
+    "prescale": "prescale",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(f"offline.bumphunt.{_HOME[name]}"), name)
+    msg = f"module 'offline.bumphunt' has no attribute {name!r}"
+    raise AttributeError(msg)

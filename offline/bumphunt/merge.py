@@ -1,0 +1,89 @@
+"""Which snapshot directories form one ensemble, and which are points of a time series.
+
+Several directories given together are either
+
+* **shards of one ensemble**: trainer processes in separate consumer groups each see
+  every event and train their share of the members (DESIGN.md, "Transports"). Their
+  manifests have the same ``config``, ``model_kind`` and ``events_seen`` and differ in the
+  member seed (``hyperparameters.seed``) or ``shard`` entry. Their members are pooled into
+  one ensemble (histograms concatenated; normalisation unchanged, since every shard saw
+  the same events); or
+* **snapshots of one run at different times** (different ``events_seen``): each is
+  analysed alone and the results form a curve of significance versus events seen.
+
+:func:`group_snapshots` sorts the directories into such groups.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from offline.bumphunt.errors import BumpHuntError
+
+__all__ = ["group_snapshots", "member_identity", "shard_key"]
+
+
+def shard_key(manifest: Mapping[str, Any]) -> str:
+    """What shards of one ensemble share: model kind, run configuration, events seen."""
+    return json.dumps(
+        {
+            "model_kind": manifest.get("model_kind"),
+            "config": manifest.get("config"),
+            "events_seen": manifest.get("events_seen"),
+        },
+        sort_keys=True,
+        default=str,
+    )
+
+
+def member_identity(manifest: Mapping[str, Any]) -> str:
+    """What differs between shards: the member seed and the shard entry."""
+    hyper = manifest.get("hyperparameters") or {}
+    return json.dumps(
+        {"seed": hyper.get("seed"), "shard": manifest.get("shard")}, sort_keys=True, default=str
+    )
+
+
+def group_snapshots(
+    manifests: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None
+) -> list[list[int]]:
+    """Group snapshot manifests into ensembles, ordered by events seen.
+
+    Args:
+        manifests: one manifest per directory.
+        names: directory names for error messages.
+
+    Returns:
+        Lists of indices into ``manifests``; each list is one ensemble (several indices:
+        shards to merge), groups sorted by ``events_seen``.
+
+    Raises:
+        BumpHuntError: two directories look like the same shard (same key and seed).
+
+    Example:
+        >>> a = {"config": {}, "events_seen": 10, "hyperparameters": {"seed": 1}}
+        >>> b = {"config": {}, "events_seen": 10, "hyperparameters": {"seed": 2}}
+        >>> c = {"config": {}, "events_seen": 20, "hyperparameters": {"seed": 1}}
+        >>> group_snapshots([c, a, b])
+        [[1, 2], [0]]
+    """
+    names = list(names) if names is not None else [str(i) for i in range(len(manifests))]
+    groups: dict[str, list[int]] = {}
+    for i, manifest in enumerate(manifests):
+        groups.setdefault(shard_key(manifest), []).append(i)
+    for members in groups.values():
+        seen: dict[str, int] = {}
+        for i in members:
+            ident = member_identity(manifests[i])
+            if ident in seen:
+                msg = (
+                    f"snapshots {names[seen[ident]]!r} and {names[i]!r} have the same configuration, events seen "
+                    f"and member seed: the same shard given twice?"
+                )
+                raise BumpHuntError(msg)
+            seen[ident] = i
+    return sorted(
+        groups.values(), key=lambda idx: (manifests[idx[0]].get("events_seen") or 0, idx[0])
+    )

@@ -1,0 +1,143 @@
+"""PNG plots of the bump hunt (matplotlib Agg backend, mplhep style).
+
+* ``spectrum.png``: ensemble mean spectrum (events) with its member band, the background
+  fit, the window and, when available, the unprescaled data; pull panel below.
+* ``significance_vs_prescale.png``: data significance per prescale factor, the ensemble
+  as a horizontal line with its leave-one-member-out band.
+* ``significance_vs_events.png``: significance versus events seen (several snapshots).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from offline.bumphunt.analysis import EnsembleAnalysis
+
+__all__ = [
+    "plot_all",
+    "plot_significance_vs_events",
+    "plot_significance_vs_prescale",
+    "plot_spectrum",
+]
+
+
+def _pyplot():  # noqa: ANN202 - matplotlib module
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ROOT)
+    return plt
+
+
+def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
+    """Spectrum with fit, window, ensemble band and a pull panel."""
+    plt = _pyplot()
+    ens = analysis.ensemble
+    binning = analysis.histograms.binning
+    edges, centers = binning.edges, binning.centers
+    fit = ens.total_fit.expected * ens.scale / analysis.histograms.n_members
+    fig, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(8, 7), gridspec_kw={"height_ratios": [3, 1]}
+    )
+    mean, std = ens.mean_counts, ens.std_counts
+    top.stairs(
+        mean + std,
+        edges,
+        baseline=mean - std,
+        fill=True,
+        alpha=0.3,
+        color="C0",
+        label="ensemble ±1σ (members)",
+    )
+    top.stairs(
+        mean, edges, color="C0", label=f"ensemble mean ({analysis.histograms.n_members} members)"
+    )
+    top.plot(centers, fit, color="C1", label="background fit")
+    if 1 in analysis.data:
+        top.errorbar(
+            centers,
+            analysis.data[1].counts,
+            yerr=np.sqrt(analysis.data[1].counts),
+            fmt="k.",
+            label="stored data",
+        )
+    for ax in (top, bottom):
+        ax.axvspan(*ens.window, color="C3", alpha=0.15, label="window" if ax is top else None)
+    top.set_yscale("log")
+    top.set_ylabel("events / bin")
+    top.legend(fontsize="small")
+    pull = np.divide(mean - fit, np.sqrt(fit + std**2), out=np.zeros_like(fit), where=fit > 0)
+    bottom.stairs(pull, edges, color="C0")
+    bottom.axhline(0.0, color="k", lw=0.8)
+    bottom.set_ylabel("pull")
+    bottom.set_xlabel("mass")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Path:
+    """Data significance per prescale factor, the ensemble as a horizontal band."""
+    plt = _pyplot()
+    factors = sorted(analysis.data)
+    values = [analysis.data[k].significance for k in factors]
+    sig = analysis.ensemble.significance.significance
+    band = analysis.ensemble.jackknife_std
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.plot(factors, values, "ko-", label="stored data, S/√B")
+    ax.axhline(sig, color="C0", label="ensemble")
+    if np.isfinite(band):
+        ax.axhspan(sig - band, sig + band, color="C0", alpha=0.25)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("prescale factor")
+    ax.set_ylabel("significance")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path) -> Path:
+    """Significance versus events seen, one point per snapshot (ensemble)."""
+    plt = _pyplot()
+    events = [a.report["events_seen"] or 0 for a in analyses]
+    fig, ax = plt.subplots(figsize=(8, 6))
+    ax.errorbar(
+        events,
+        [a.report["significance"] for a in analyses],
+        yerr=[a.ensemble.jackknife_std for a in analyses],
+        fmt="o-",
+        label="ensemble",
+    )
+    if all(1 in a.data for a in analyses):
+        ax.plot(events, [a.data[1].significance for a in analyses], "ks--", label="stored data")
+    ax.set_xlabel("events seen")
+    ax.set_ylabel("significance")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_all(analyses: Sequence[EnsembleAnalysis], directory: Path) -> list[Path]:
+    """All plots of the latest ensemble, plus the curve when there are several."""
+    directory.mkdir(parents=True, exist_ok=True)
+    latest = analyses[-1]
+    paths = [plot_spectrum(latest, directory / "spectrum.png")]
+    if latest.data:
+        paths.append(
+            plot_significance_vs_prescale(latest, directory / "significance_vs_prescale.png")
+        )
+    if len(analyses) > 1:
+        paths.append(
+            plot_significance_vs_events(analyses, directory / "significance_vs_events.png")
+        )
+    return paths
