@@ -135,6 +135,19 @@ class Geometry:
         """Depth of the absorber boundaries in interaction lengths, shape ``(layers + 1,)``."""
         return self.layer_boundaries_x0() * (self.radiation_length_mm / self.interaction_length_mm)
 
+    def layer_weights(self) -> np.ndarray:
+        """Sampling weight of each layer: its absorber thickness over the thinnest one.
+
+        ``(showers.sum((2, 3)) * weights).sum(1)`` is the calibrated visible energy
+        (the sum that ILD-style reconstruction uses), shape ``(layers,)``.
+
+        Example:
+            >>> ECAL.layer_weights()[[0, -1]].tolist()
+            [1.0, 2.0]
+        """
+        thickness = np.asarray(self.absorber_thickness_mm, dtype=np.float64)
+        return thickness / thickness.min()
+
     def to_metadata(self) -> dict[str, str]:
         """String metadata (for Arrow schemas, Zarr and HDF5 attributes).
 
@@ -187,7 +200,7 @@ ECAL = Geometry(
     sensor_thickness_mm=0.5,
     mip_mev=0.2,
     landau_width=0.1,
-    visible_fraction=0.55,
+    visible_fraction=0.4,
     threshold_mip=0.5,
     particle="photon",
 )

@@ -125,7 +125,7 @@ class HadronShowerParameters:
     interaction_length_ratio: float = 1.21
     em_fraction_e0_gev: float = 0.96
     em_fraction_m: float = 0.85
-    em_fraction_concentration: float = 8.0
+    em_fraction_concentration: float = 15.0
     shape_a0: float = 0.6165
     shape_a1: float = 0.3183
     shape_sigma: float = 0.1
@@ -133,7 +133,7 @@ class HadronShowerParameters:
     em_slope_b: float = 0.2198
     had_slope_d0: float = 0.9099
     had_slope_d1: float = -0.0237
-    h_over_e: float = 0.7
+    h_over_e: float = 0.8
     heavy_fraction: float = 0.15
     heavy_mean_mip: float = 3.0
     core_radius_mm: float = 20.0

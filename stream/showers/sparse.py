@@ -19,13 +19,19 @@ from stream.showers.geometry import Geometry, get_geometry
 __all__ = ["batch_to_dense", "dense_to_batch", "geometry_of_schema", "schema_for"]
 
 
-def schema_for(geometry: str | Geometry) -> pa.Schema:
+def schema_for(geometry: str | Geometry | tuple[int, int, int]) -> pa.Schema:
     """Shower schema for ``geometry``, carrying its full description in the metadata.
+
+    Args:
+        geometry: a name, a :class:`Geometry`, or a bare grid shape ``(layers, x, y)``
+            (then the schema's geometry is ``"custom"``).
 
     Example:
         >>> grid_shape_of(schema_for("ahcal"))
         (48, 25, 25)
     """
+    if isinstance(geometry, tuple):
+        return shower_schema(tuple(int(s) for s in geometry), "custom")
     geo = get_geometry(geometry)
     schema = shower_schema(geo.shape, geo.name)
     meta = dict(schema.metadata or {})
@@ -82,7 +88,7 @@ def dense_to_batch(
     event_ids: np.ndarray,
     energies: np.ndarray,
     showers: np.ndarray,
-    geometry: str | Geometry,
+    geometry: str | Geometry | tuple[int, int, int],
 ) -> pa.RecordBatch:
     """Encode dense showers as one sparse record batch.
 
@@ -90,7 +96,7 @@ def dense_to_batch(
         event_ids: shape ``(N,)``, non-negative integers.
         energies: incident energies, shape ``(N,)`` or ``(N, 1)`` (GeV).
         showers: dense grids, shape ``(N, layers, x, y)`` (MeV) matching ``geometry``.
-        geometry: name or :class:`Geometry` (goes into the schema metadata).
+        geometry: name, :class:`Geometry` or grid shape (goes into the schema metadata).
 
     Returns:
         A record batch of :func:`schema_for` ``(geometry)``.
@@ -104,12 +110,14 @@ def dense_to_batch(
         >>> b.column("cell_index").to_pylist(), b.column("cell_energy").to_pylist()
         ([[1]], [[2.5]])
     """
-    geo = get_geometry(geometry)
+    schema = schema_for(geometry)
+    shape = grid_shape_of(schema)
+    name = geometry if isinstance(geometry, tuple) else get_geometry(geometry).name
     showers = np.asarray(showers)
     energies = np.asarray(energies).reshape(-1) if np.ndim(energies) == 2 else np.asarray(energies)
     event_ids = np.asarray(event_ids)
-    if showers.ndim != 4 or showers.shape[1:] != geo.shape:
-        msg = f"dense_to_batch: showers have shape {showers.shape}, expected (N, {', '.join(map(str, geo.shape))}) for geometry {geo.name!r}"
+    if showers.ndim != 4 or showers.shape[1:] != shape:
+        msg = f"dense_to_batch: showers have shape {showers.shape}, expected (N, {', '.join(map(str, shape))}) for geometry {name!r}"
         raise ValueError(msg)
     n = showers.shape[0]
     if energies.shape != (n,) or event_ids.shape != (n,):
@@ -126,7 +134,6 @@ def dense_to_batch(
     energy = np.empty(offsets[-1], dtype=np.float32)
     _gather(flat, offsets, index, energy)
     offsets32 = pa.array(offsets.astype(np.int32))
-    schema = schema_for(geo)
     arrays = [
         pa.array(event_ids.astype(np.uint64, copy=False)),
         pa.array(energies.astype(np.float32, copy=False)),
