@@ -226,7 +226,7 @@ class Trainer:
                 self._fill_done.set()
                 if trainer_thread is not None:
                     while trainer_thread.is_alive():
-                        trainer_thread.join(0.2)
+                        trainer_thread.join(1.0)
                         self._refresh(bar)
                 if self._buffers is not None:
                     self._buffers.close()
@@ -458,11 +458,16 @@ class Trainer:
             return None
         from tqdm import tqdm
 
-        return tqdm(total=total, initial=self.summary.events_seen, unit="ev", unit_scale=True, dynamic_ncols=True, desc="events")
+        return tqdm(total=total, initial=self.summary.events_seen, unit="ev", unit_scale=True, dynamic_ncols=True,
+                    desc="events", mininterval=1.0)
 
     def _refresh(self, bar: Any) -> None:
         if bar is None:
             return
+        now = time.monotonic()
+        if now - getattr(self, "_last_refresh", 0.0) < 1.0 and self.summary.events_seen != bar.total:
+            return
+        self._last_refresh = now
         s = self.summary
         bar.n = s.events_seen
         bad = sum(self._bad_now().values())
