@@ -79,6 +79,22 @@ class TansuBroker:
         self.process = None
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Filter two warnings of kafka-python 3.0 that the project cannot fix.
+
+    It reads its protocol schemas with a deprecated importlib API, and it leaves the
+    socket of a refused connection (broker down or restarting) to the garbage collector.
+    """
+    config.addinivalue_line(
+        "filterwarnings", "ignore:(read_text|open_text) is deprecated:DeprecationWarning"
+    )
+    config.addinivalue_line("filterwarnings", "ignore:unclosed <socket.socket:ResourceWarning")
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
+    )
+
+
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[str]:
     """Session-wide tansu broker; yields its bootstrap address ``"127.0.0.1:PORT"``."""
