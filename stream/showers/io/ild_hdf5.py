@@ -103,7 +103,8 @@ class ILDShowerFile(ShowerFile):
         group = self._handle[key] if key else self._handle
         for name in ("energy", "layers"):
             if name not in group:
-                msg = f"{str(self.path)!r}: dataset {key + '/' if key else ''}{name!r} missing (keys: {sorted(group.keys())})"
+                full = f"{key}/{name}" if key else name
+                msg = f"{str(self.path)!r}: dataset {full!r} missing (keys in group {key or '/'!r}: {sorted(group.keys())})"
                 raise ShowerFileError(msg)
         self._energy = group["energy"]
         self._layers = group["layers"]
