@@ -104,7 +104,7 @@ def simulate_em_showers(
     table: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out`` (``(N, layers, x, y)`` float32, zeroed) with photon showers in MeV.
+    """Fill ``out`` (``(N, layers, x, y)`` float32, overwritten) with photon showers in MeV.
 
     Args:
         energies_gev: incident energies, shape ``(N,)`` (GeV).
@@ -123,5 +123,6 @@ def simulate_em_showers(
     for e in nb.prange(energies_gev.shape[0]):
         state = np.empty(1, dtype=np.uint64)
         state[0] = seeds[e]
+        out[e][:] = 0.0
         _em_event(energies_gev[e], state, boundaries_x0, critical_energy_mev, atomic_number,
                   moliere_radius_mm, inv_cell, visible_fraction, par, table, out[e])

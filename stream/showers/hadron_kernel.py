@@ -125,7 +125,7 @@ def simulate_hadron_showers(
     table: np.ndarray,
     out: np.ndarray,
 ) -> None:
-    """Fill ``out`` (``(N, layers, x, y)`` float32, zeroed) with pion showers in MeV.
+    """Fill ``out`` (``(N, layers, x, y)`` float32, overwritten) with pion showers in MeV.
 
     Args:
         energies_gev: incident energies, shape ``(N,)`` (GeV).
@@ -147,6 +147,7 @@ def simulate_hadron_showers(
     for e in nb.prange(energies_gev.shape[0]):
         state = np.empty(1, dtype=np.uint64)
         state[0] = seeds[e]
+        out[e][:] = 0.0
         _hadron_event(energies_gev[e], state, boundaries_x0, lambda_per_x0, critical_energy_mev,
                       atomic_number, moliere_radius_mm, inv_cell, visible_fraction, mip_mev, em, had,
                       table, out[e])

@@ -44,6 +44,7 @@ def simulate(
     first_event: int = 0,
     em_parameters: EMShowerParameters | None = None,
     hadron_parameters: HadronShowerParameters | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Simulate one shower per incident energy.
 
@@ -55,12 +56,16 @@ def simulate(
         first_event: event number of ``energies_gev[0]`` (for resumable streams).
         em_parameters: GFlash coefficients (defaults: :class:`EMShowerParameters`).
         hadron_parameters: hadronic model (defaults: :class:`HadronShowerParameters`).
+        out: optional C-contiguous float32 buffer of shape ``(N, layers, x, y)`` to fill
+            (overwritten); reusing one buffer across calls avoids page faults on fresh
+            memory, which otherwise cost a good part of the time.
 
     Returns:
-        Dense showers, shape ``(N, layers, x, y)``, float32, MeV.
+        Dense showers, shape ``(N, layers, x, y)``, float32, MeV (``out`` if given).
 
     Raises:
-        ValueError: energies not one-dimensional, not finite or not positive.
+        ValueError: energies not one-dimensional, not finite or not positive, or
+            ``out`` of the wrong shape or dtype.
 
     Example:
         >>> showers = simulate("ecal", np.array([50.0]), seed=1)
@@ -78,7 +83,12 @@ def simulate(
     if first_event < 0 or seed < 0:
         msg = f"simulate: seed and first_event must be >= 0, got seed={seed}, first_event={first_event}"
         raise ValueError(msg)
-    out = np.zeros((energies.size, *geo.shape), dtype=np.float32)
+    expected = (energies.size, *geo.shape)
+    if out is None:
+        out = np.empty(expected, dtype=np.float32)
+    elif out.shape != expected or out.dtype != np.float32 or not out.flags.c_contiguous:
+        msg = f"simulate: out must be a C-contiguous float32 array of shape {expected}, got {out.dtype} {out.shape}"
+        raise ValueError(msg)
     if energies.size == 0:
         return out
     seeds = event_seeds(int(seed), int(first_event), energies.size, _STREAM_SHOWER)

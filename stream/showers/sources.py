@@ -97,10 +97,12 @@ class ShowerSimulatorSource:
 
         cfg = self.config
         event = start_event
+        # One dense buffer reused for every batch (dense_to_batch copies what it keeps).
+        buffer = np.empty((cfg.batch_size, *self.geometry.shape), dtype=np.float32)
         while cfg.n_events is None or event < cfg.n_events:
             n = cfg.batch_size if cfg.n_events is None else min(cfg.batch_size, cfg.n_events - event)
             energies = sample_energies(cfg.seed, event, n, self.energy_min, self.energy_max).astype(np.float32)
-            showers = simulate(self.geometry, energies, cfg.seed, first_event=event)
+            showers = simulate(self.geometry, energies, cfg.seed, first_event=event, out=buffer[:n])
             ids = np.arange(event, event + n, dtype=np.uint64)
             yield dense_to_batch(ids, energies, showers, self.geometry)
             event += n
