@@ -19,7 +19,7 @@ from stream.showers.geometry import get_geometry
 from stream.showers.simulator import sample_energies, simulate
 from stream.showers.sparse import batch_to_dense, dense_to_batch
 
-__all__ = ["bench_simulator", "bench_sparse", "main"]
+__all__ = ["bench_observables", "bench_simulator", "bench_sparse", "main"]
 
 
 def _best_rate(fn, n: int, repeat: int) -> float:  # noqa: ANN001
@@ -61,6 +61,42 @@ def bench_sparse(n_events: int, repeat: int = 3) -> tuple[float, float]:
     return encode, decode
 
 
+def bench_observables(n_showers: int = 100_000, chunk: int = 2000, repeat: int = 1) -> tuple[float, float, float]:
+    """Showers per second of the observables, numba vs plain numpy (``offline.showers``).
+
+    One chunk of ECAL showers (10-100 GeV) is simulated and processed ``n_showers / chunk``
+    times by :func:`offline.showers.observables.compute_observables` (numba) and by
+    :func:`offline.showers.observables_numpy.compute_observables_numpy`; both must agree.
+
+    Returns:
+        ``(numba showers/s, numpy showers/s, speedup)``.
+    """
+    from offline.showers.observables import compute_observables
+    from offline.showers.observables_numpy import compute_observables_numpy
+
+    threshold = get_geometry("ecal").threshold_mev
+    energies = sample_energies(3, 0, chunk, 10.0, 100.0)
+    showers = simulate("ecal", energies, seed=3)
+    fast, slow = compute_observables(showers, threshold), compute_observables_numpy(showers, threshold)
+    for name in ("visible_energy", "n_hits", "center_of_gravity", "width", "radial_profile", "shower_start"):
+        if not np.allclose(getattr(fast, name), getattr(slow, name), rtol=1e-9, atol=1e-9):
+            msg = f"numba and numpy observables differ in {name}"
+            raise RuntimeError(msg)
+    passes = max(1, n_showers // chunk)
+
+    def numba_run() -> None:
+        for _ in range(passes):
+            compute_observables(showers, threshold)
+
+    def numpy_run() -> None:
+        for _ in range(passes):
+            compute_observables_numpy(showers, threshold)
+
+    fast_rate = _best_rate(numba_run, passes * chunk, repeat)
+    slow_rate = _best_rate(numpy_run, passes * chunk, repeat)
+    return fast_rate, slow_rate, fast_rate / slow_rate
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmarks, print a table and a final JSON line.
 
@@ -70,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=20000, help="ECAL showers per timing (default 20000)")
     parser.add_argument("--repeat", type=int, default=3, help="timings per measurement; the best is kept")
+    parser.add_argument(
+        "--observables-showers", type=int, default=100_000, help="showers per observables timing (default 100000)"
+    )
     args = parser.parse_args(argv)
 
     results: dict[str, float | None] = {}
@@ -86,9 +125,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["sparse_encode_per_s"] = round(encode, 1)
     results["sparse_decode_per_s"] = round(decode, 1)
 
-    # Observables (offline/showers): to be added by its owner, e.g.
-    #   speedup = bench_observables(...); rows.append((...)); results["observables_speedup"] = speedup
-    results.setdefault("observables_speedup", None)
+    # Observables (offline/showers): numba vs plain numpy on --observables-showers ECAL showers.
+    obs_fast, obs_slow, speedup = bench_observables(args.observables_showers)
+    rows.append(("ecal observables, numba", f"{obs_fast:,.0f} showers/s"))
+    rows.append(("ecal observables, numpy reference", f"{obs_slow:,.0f} showers/s"))
+    results["observables_per_s"] = round(obs_fast, 1)
+    results["observables_numpy_per_s"] = round(obs_slow, 1)
+    results["observables_speedup"] = round(speedup, 2)
 
     print(f"threads: {numba.get_num_threads()}")
     width = max(len(r[0]) for r in rows)
