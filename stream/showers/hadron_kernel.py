@@ -15,7 +15,9 @@ Per event:
    number of crossings per sensor is Poisson, as for electromagnetic showers.
 4. Electromagnetic crossings follow the GFlash radial profile (Molière radius of the
    sandwich); hadronic crossings a core + halo profile widening with depth, and some
-   are heavily ionising. Everything deposits Landau energies around one MIP.
+   are heavily ionising (an exponential extra energy; the number of hadronic crossings
+   is lowered so that ``h/e`` stays the ratio of visible energies, which enlarges the
+   hadronic sampling fluctuations). Everything deposits Landau energies around one MIP.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ def _hadron_event(
     inv_cell_mm: float,
     visible_fraction: float,
     mip_mev: float,
+    landau_mean_mev: float,
     em: tuple,
     had: tuple,
     table: np.ndarray,
@@ -65,8 +68,12 @@ def _hadron_event(
     rate_had = max(had.had_slope_d0 + had.had_slope_d1 * ln_e, 0.05)
     t_max_em = (shape - 1.0) / rate_em
     tracks_em = visible_fraction * f_em * energy_gev * 1000.0 / critical_energy_mev
-    tracks_had = visible_fraction * had.h_over_e * (1.0 - f_em) * energy_gev * 1000.0 / critical_energy_mev
     heavy_mev = had.heavy_mean_mip * mip_mev
+    # h/e is a ratio of visible energies: heavily ionising crossings carry more energy
+    # each, so there are correspondingly fewer of them (larger fluctuations).
+    heavy_boost = 1.0 + had.heavy_fraction * heavy_mev / landau_mean_mev
+    tracks_had = (visible_fraction * had.h_over_e * (1.0 - f_em) * energy_gev * 1000.0 / critical_energy_mev
+                  / heavy_boost)
     # GFlash radial coefficients for the electromagnetic part.
     z1 = em.z1_0 + em.z1_1 * ln_e
     z2 = em.z2_0 + em.z2_1 * atomic_number
@@ -144,10 +151,11 @@ def simulate_hadron_showers(
         out: output grid, written in place.
     """
     inv_cell = 1.0 / cell_size_mm
+    landau_mean = table.mean()
     for e in nb.prange(energies_gev.shape[0]):
         state = np.empty(1, dtype=np.uint64)
         state[0] = seeds[e]
         out[e][:] = 0.0
         _hadron_event(energies_gev[e], state, boundaries_x0, lambda_per_x0, critical_energy_mev,
-                      atomic_number, moliere_radius_mm, inv_cell, visible_fraction, mip_mev, em, had,
-                      table, out[e])
+                      atomic_number, moliere_radius_mm, inv_cell, visible_fraction, mip_mev, landau_mean, em,
+                      had, table, out[e])

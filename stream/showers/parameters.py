@@ -134,8 +134,8 @@ class HadronShowerParameters:
     had_slope_d0: float = 0.9099
     had_slope_d1: float = -0.0237
     h_over_e: float = 0.8
-    heavy_fraction: float = 0.15
-    heavy_mean_mip: float = 3.0
+    heavy_fraction: float = 0.3
+    heavy_mean_mip: float = 8.0
     core_radius_mm: float = 20.0
     core_growth_mm: float = 10.0
     tail_radius_mm: float = 70.0
