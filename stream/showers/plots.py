@@ -121,7 +121,7 @@ def make_plots(out_dir: str | Path, n_per_energy: int = 1000, seed: int = 1) -> 
 
         # 1. Cell spectrum with MIP peak.
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.hist(s["cells"] / geo.mip_mev, bins=np.logspace(-1, 2, 120), histtype="step", color="k")
+        ax.hist(s["cells"] / geo.mip_mev, bins=np.logspace(-1, 3, 160), histtype="step", color="k")
         ax.axvline(1.0, color="C1", ls="--", label=f"1 MIP = {geo.mip_mev} MeV")
         ax.axvline(geo.threshold_mip, color="C2", ls=":", label=f"threshold {geo.threshold_mip} MIP")
         ax.set(xscale="log", yscale="log", xlabel="cell energy [MIP]", ylabel="cells",
