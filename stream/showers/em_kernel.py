@@ -20,6 +20,7 @@ model; nothing is smeared afterwards.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -40,7 +41,7 @@ def _em_event(
     moliere_radius_mm: float,
     inv_cell_mm: float,
     visible_fraction: float,
-    par: tuple,
+    par: Any,
     table: np.ndarray,
     grid: np.ndarray,
 ) -> None:
@@ -100,7 +101,7 @@ def simulate_em_showers(
     moliere_radius_mm: float,
     cell_size_mm: float,
     visible_fraction: float,
-    par: tuple,
+    par: Any,
     table: np.ndarray,
     out: np.ndarray,
 ) -> None:

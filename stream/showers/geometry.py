@@ -125,7 +125,7 @@ class Geometry:
         Sensor layer ``i`` sits behind absorber ``i``, at depth ``boundaries[i + 1]``.
 
         Example:
-            >>> float(ECAL.layer_boundaries_x0()[-1])
+            >>> round(float(ECAL.layer_boundaries_x0()[-1]), 6)
             24.0
         """
         depth = np.concatenate([[0.0], np.cumsum(self.absorber_thickness_mm)])

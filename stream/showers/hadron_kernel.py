@@ -23,6 +23,7 @@ Per event:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -46,8 +47,8 @@ def _hadron_event(
     visible_fraction: float,
     mip_mev: float,
     landau_mean_mev: float,
-    em: tuple,
-    had: tuple,
+    em: Any,
+    had: Any,
     table: np.ndarray,
     grid: np.ndarray,
 ) -> None:
@@ -127,8 +128,8 @@ def simulate_hadron_showers(
     cell_size_mm: float,
     visible_fraction: float,
     mip_mev: float,
-    em: tuple,
-    had: tuple,
+    em: Any,
+    had: Any,
     table: np.ndarray,
     out: np.ndarray,
 ) -> None:

@@ -33,7 +33,7 @@ LANDAU_MAX_QUANTILE = 0.99
 _TUPLE_TYPES: dict[type, type] = {}
 
 
-def _as_namedtuple(obj: Any) -> tuple:
+def _as_namedtuple(obj: Any) -> Any:
     # One named-tuple class per dataclass, so numba compiles its kernels once.
     kind = type(obj)
     if kind not in _TUPLE_TYPES:
@@ -91,7 +91,7 @@ class EMShowerParameters:
     p3_1: float = -0.0686
     conversion_length_x0: float = 9.0 / 7.0
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> Any:
         """The coefficients as a named tuple of floats (numba-friendly)."""
         return _as_namedtuple(self)
 
@@ -142,6 +142,6 @@ class HadronShowerParameters:
     tail_growth_mm: float = 30.0
     core_probability: float = 0.55
 
-    def as_tuple(self) -> tuple:
+    def as_tuple(self) -> Any:
         """The parameters as a named tuple of floats (numba-friendly)."""
         return _as_namedtuple(self)

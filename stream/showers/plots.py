@@ -48,7 +48,7 @@ def _robust_resolution(values: np.ndarray) -> float:
     return float((high - low) / 2.0 / mid)
 
 
-def shower_summaries(geometry: Geometry, n_per_energy: int, seed: int = 1) -> dict[str, np.ndarray | list]:
+def shower_summaries(geometry: Geometry, n_per_energy: int, seed: int = 1) -> dict[str, np.ndarray]:
     """Simulate ``n_per_energy`` showers at each of :data:`ENERGIES_GEV` and summarise them.
 
     Returns:
@@ -76,7 +76,7 @@ def shower_summaries(geometry: Geometry, n_per_energy: int, seed: int = 1) -> di
         if energy == 50.0:
             cells = showers[showers > 0].copy()
             example = showers[0].copy()
-    result: dict[str, np.ndarray | list] = {k: np.array(v) for k, v in out.items()}
+    result: dict[str, np.ndarray] = {k: np.array(v) for k, v in out.items()}
     result["cells"] = cells if cells is not None else np.zeros(0)
     result["example"] = example if example is not None else np.zeros(geometry.shape)
     return result
@@ -121,7 +121,7 @@ def make_plots(out_dir: str | Path, n_per_energy: int = 1000, seed: int = 1) -> 
 
         # 1. Cell spectrum with MIP peak.
         fig, ax = plt.subplots(figsize=(6, 4))
-        ax.hist(s["cells"] / geo.mip_mev, bins=np.logspace(-1, 3, 160), histtype="step", color="k")
+        ax.hist(s["cells"] / geo.mip_mev, bins=list(np.logspace(-1, 3, 160)), histtype="step", color="k")
         ax.axvline(1.0, color="C1", ls="--", label=f"1 MIP = {geo.mip_mev} MeV")
         ax.axvline(geo.threshold_mip, color="C2", ls=":", label=f"threshold {geo.threshold_mip} MIP")
         ax.set(xscale="log", yscale="log", xlabel="cell energy [MIP]", ylabel="cells",

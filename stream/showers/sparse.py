@@ -31,7 +31,8 @@ def schema_for(geometry: str | Geometry | tuple[int, int, int]) -> pa.Schema:
         (48, 25, 25)
     """
     if isinstance(geometry, tuple):
-        return shower_schema(tuple(int(s) for s in geometry), "custom")
+        layers, n_x, n_y = (int(s) for s in geometry)
+        return shower_schema((layers, n_x, n_y), "custom")
     geo = get_geometry(geometry)
     schema = shower_schema(geo.shape, geo.name)
     meta = dict(schema.metadata or {})

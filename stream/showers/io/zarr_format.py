@@ -108,14 +108,21 @@ class ZarrShowerFile(ShowerFile):
             msg = f"{str(self.path)!r}: not a Zarr group ({err})"
             raise ShowerFileError(msg) from err
         group = root[key] if key else root
+        if not isinstance(group, zarr.Group):
+            msg = f"{str(self.path)!r}: {key!r} is not a Zarr group"
+            raise ShowerFileError(msg)
         names = sorted(group.array_keys())
-        for name in ("incident_energy", "showers"):
-            if name not in names:
+        arrays: dict[str, zarr.Array] = {}
+        for name in ("incident_energy", "showers", "event_id"):
+            item = group.get(name)
+            if isinstance(item, zarr.Array):
+                arrays[name] = item
+            elif name != "event_id":
                 msg = f"{str(self.path)!r}: Zarr array {name!r} missing (arrays: {names})"
                 raise ShowerFileError(msg)
-        self._energy = group["incident_energy"]
-        self._showers = group["showers"]
-        self._ids = group["event_id"] if "event_id" in names else None
+        self._energy = arrays["incident_energy"]
+        self._showers = arrays["showers"]
+        self._ids = arrays.get("event_id")
         if len(self._showers.shape) != 4 or self._energy.shape != (self._showers.shape[0],):
             msg = (f"{str(self.path)!r} [incident_energy, showers]: expected (N,) and (N, layers, x, y), "
                    f"got {self._energy.shape} and {self._showers.shape}")
