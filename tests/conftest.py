@@ -8,8 +8,10 @@ restart (tansu keeps its log in memory: a restart loses the topics).
 
 from __future__ import annotations
 
+import gc
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -79,6 +81,7 @@ class TansuBroker:
         self.process = None
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Filter two warnings of kafka-python 3.0 that the project cannot fix.
 
@@ -93,6 +96,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "filterwarnings",
         "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning",
     )
+    # Sockets finalized at session end bypass the filters above: drop them at the hook.
+    pytest_hook = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, ResourceWarning) and isinstance(
+            unraisable.object, socket.socket
+        ):
+            return
+        pytest_hook(unraisable)
+
+    sys.unraisablehook = hook
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +117,7 @@ def kafka_broker() -> Iterator[str]:
     try:
         yield broker.bootstrap
     finally:
+        gc.collect()
         broker.stop()
 
 
@@ -119,3 +134,4 @@ def tansu_factory() -> Iterator[type[TansuBroker]]:
     yield _Owned
     for broker in started:
         broker.stop()
+    gc.collect()  # finalize leaked client sockets while the warning filters apply

@@ -132,6 +132,8 @@ class KafkaTransport:
         self._closed = False
         self._topic_id: Any = None
         self._outage_since: float | None = None
+        self._verify_topic = False
+        self._last_token: tuple[int, ...] = ()
 
     def __repr__(self) -> str:
         return (
@@ -352,8 +354,13 @@ class KafkaTransport:
         if self._consumer is None:
             import kafka
 
+            settings = self._consumer_settings()
+            if "bootstrap_timeout_ms" not in self._consumer_options:
+                # the constructor blocks while bootstrapping: keep within the caller's timeout
+                remaining_ms = int((deadline - time.monotonic()) * 1000)
+                settings["bootstrap_timeout_ms"] = min(5000, max(200, remaining_ms))
             try:
-                self._consumer = kafka.KafkaConsumer(**self._consumer_settings())
+                self._consumer = kafka.KafkaConsumer(**settings)
             except Exception as err:
                 self._fail("broker unavailable", err)
                 return False
@@ -427,10 +434,18 @@ class KafkaTransport:
             )
         except Exception as err:
             self.stats["reconnects"] += 1
+            self._verify_topic = True
             self._drop_consumer()
             self._fail("poll failed", err)
             self._idle_s += time.monotonic() - begin
             return messages
+        if records and self._reconnected_since_check():
+            try:
+                self._consumer.topics()  # fresh metadata: is it still the same topic?
+            except Exception as err:
+                self._drop_consumer()
+                self._fail("metadata request after reconnect failed", err)
+                return messages
         if self._topic_recreated():
             self._idle_s += time.monotonic() - begin
             return messages
@@ -449,6 +464,22 @@ class KafkaTransport:
             self._note_connection(self._broker_connected())
         return messages
 
+    def _connection_token(self) -> tuple[int, ...]:
+        """Identity of the client's live connections (changes when it reconnects)."""
+        try:
+            conns = self._consumer._client._manager._conns
+            return tuple(sorted(id(c) for c in conns.values()))
+        except Exception:
+            return ()
+
+    def _reconnected_since_check(self) -> bool:
+        """True once after an outage or a new connection: records may come from a new log."""
+        token = self._connection_token()
+        changed = self._verify_topic or token != self._last_token
+        self._verify_topic = False
+        self._last_token = token
+        return changed
+
     def _broker_connected(self) -> bool:
         """Whether the client holds a live connection to any broker (True if unknown)."""
         try:
@@ -464,6 +495,7 @@ class KafkaTransport:
         """Log the start and end of a broker outage (the client retries with backoff)."""
         if not connected and self._outage_since is None:
             self._outage_since = time.monotonic()
+            self._verify_topic = True
             self.stats["reconnects"] += 1
             log.warning(
                 "topic %r: lost the connection to %s; reconnecting with exponential backoff (up to %.0f s)",
