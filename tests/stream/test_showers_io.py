@@ -182,3 +182,24 @@ def test_nan_and_unit_checks(tmp_path: Path, sample: tuple[np.ndarray, np.ndarra
         handle["30x30"].attrs["energy_unit"] = "MeV"
     with pytest.raises(ShowerFileError, match="energy_unit is 'MeV'"):
         open_showers(path)
+
+
+def test_zarr_writer_appends_in_chunks(tmp_path: Path) -> None:
+    from stream.showers.io.zarr_format import ZarrShowerWriter
+    from stream.showers.simulator import simulate
+
+    energies = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    showers = simulate("ahcal", energies, seed=2)
+    with ZarrShowerWriter(tmp_path / "a.zarr", "ahcal", chunk_events=2) as writer:
+        writer.append(energies[:3], showers[:3])
+        writer.append(energies[3:], showers[3:], event_ids=np.array([100, 101]))
+        with pytest.raises(ShowerFileError, match=r"appending grid \(30, 30, 30\)"):
+            writer.append(energies[:1], np.zeros((1, 30, 30, 30), np.float32))
+    reader = open_showers(tmp_path / "a.zarr")
+    assert reader.geometry is not None
+    assert reader.geometry.name == "ahcal"
+    chunk = reader.read_all()
+    np.testing.assert_array_equal(chunk.showers, showers)
+    np.testing.assert_array_equal(chunk.event_ids, [0, 1, 2, 100, 101])
+    with pytest.raises(ShowerFileError, match="not a Zarr store"):
+        detect_format(tmp_path)

@@ -103,3 +103,24 @@ def test_ahcal_response_mip_peak_and_tracks() -> None:
     first = showers[:, 0]
     assert np.mean((first > 0).sum(axis=(1, 2)) == 1) > 0.5
     assert first[:, 12, 12].mean() > 0.5 * AHCAL.mip_mev
+
+
+def test_output_buffer_and_geometry_metadata() -> None:
+    buffer = np.full((2, 30, 30, 30), 7.0, dtype=np.float32)
+    result = simulate("ecal", np.array([20.0, 30.0]), seed=1, out=buffer)
+    assert result is buffer
+    np.testing.assert_array_equal(buffer, simulate("ecal", np.array([20.0, 30.0]), seed=1))
+    with pytest.raises(ValueError, match="out must be"):
+        simulate("ecal", np.array([20.0]), seed=1, out=np.zeros((1, 30, 30, 29), np.float32))
+    assert Geometry.from_metadata(AHCAL.to_metadata()) == AHCAL
+    assert Geometry.from_metadata({b"geometry": b"ecal"}) is ECAL
+    with pytest.raises(ValueError, match="one per layer"):
+        Geometry(**{**ECAL.__dict__, "absorber_thickness_mm": (2.1,)})
+
+
+def test_plots_cli_writes_pngs(tmp_path) -> None:  # noqa: ANN001
+    from stream.showers.plots import main
+
+    assert main(["--out", str(tmp_path), "--showers", "20"]) == 0
+    assert (tmp_path / "ecal_cell_spectrum.png").exists()
+    assert (tmp_path / "ahcal_linearity_resolution.png").exists()
