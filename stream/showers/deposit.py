@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from stream.showers.parameters import LANDAU_MAX_QUANTILE
-from stream.showers.rng import sample_exponential, sample_uniform
+from stream.showers.rng import sample_exponential, sample_uniform_pair
 
 __all__ = ["deposit_crossings", "gamma_layer_fraction", "landau_table"]
 
@@ -56,8 +56,8 @@ def landau_table(mip_mev: float, width: float, max_quantile: float = LANDAU_MAX_
 
 
 @nb.njit(inline="always", cache=True)
-def _landau(state: np.ndarray, table: np.ndarray) -> float:
-    x = sample_uniform(state) * (table.shape[0] - 1)
+def _landau(u: float, table: np.ndarray) -> float:
+    x = u * (table.shape[0] - 1)
     i = int(x)
     return table[i] + (x - i) * (table[i + 1] - table[i])
 
@@ -95,23 +95,28 @@ def deposit_crossings(
     """
     nx, ny = layer.shape
     landed = 0
+    core = r_core_mm * inv_cell_mm
+    tail = r_tail_mm * inv_cell_mm
     for _ in range(n):
-        radius = r_core_mm if sample_uniform(state) < p_core else r_tail_mm
-        u = sample_uniform(state)
-        r = radius * math.sqrt(u / (1.0 - u)) * inv_cell_mm
+        # 32-bit uniforms in pairs: component choice and radius, azimuth, Landau and heavy flag.
+        u_component, u = sample_uniform_pair(state)
+        radius = core if u_component < p_core else tail
         while True:
-            a = 2.0 * sample_uniform(state) - 1.0
-            b = 2.0 * sample_uniform(state) - 1.0
+            a, b = sample_uniform_pair(state)
+            a = 2.0 * a - 1.0
+            b = 2.0 * b - 1.0
             s = a * a + b * b
             if 0.0 < s <= 1.0:
                 break
-        scale = r / math.sqrt(s)
+        # r = R sqrt(u / (1 - u)) along the unit vector (a, b) / sqrt(s).
+        scale = radius * math.sqrt(u / ((1.0 - u) * s))
         fx = centre_x + a * scale
         fy = centre_y + b * scale
         if fx < 0.0 or fy < 0.0 or fx >= nx or fy >= ny:
             continue
-        energy = _landau(state, table)
-        if heavy_fraction > 0.0 and sample_uniform(state) < heavy_fraction:
+        u_landau, u_heavy = sample_uniform_pair(state)
+        energy = _landau(u_landau, table)
+        if heavy_fraction > 0.0 and u_heavy < heavy_fraction:
             energy += heavy_mean_mev * sample_exponential(state)
         layer[int(fx), int(fy)] += energy
         landed += 1

@@ -19,6 +19,7 @@ __all__ = [
     "event_seed",
     "event_seeds",
     "next_u64",
+    "sample_uniform_pair",
     "sample_beta",
     "sample_exponential",
     "sample_gamma",
@@ -55,6 +56,18 @@ def next_u64(state: np.ndarray) -> np.uint64:
 def sample_uniform(state: np.ndarray) -> float:
     """Uniform double in [0, 1)."""
     return float(next_u64(state) >> _S11) * _TWO_M53
+
+
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_TWO_M32 = 1.0 / 4294967296.0
+
+
+@nb.njit(inline="always", cache=True)
+def sample_uniform_pair(state: np.ndarray) -> tuple[float, float]:
+    """Two uniforms in [0, 1) with 32-bit resolution from one 64-bit draw (hot loops)."""
+    z = next_u64(state)
+    return float(z >> _S32) * _TWO_M32, float(z & _LOW32) * _TWO_M32
 
 
 @nb.njit(cache=True)
