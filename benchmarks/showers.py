@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-import numba
-import numpy as np
+# Run as a script, sys.path[0] is benchmarks/, where benchmarks/stream.py would shadow the
+# ``stream`` package: put the repository root first.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.modules.pop("stream", None)
 
-from stream.showers.geometry import get_geometry
-from stream.showers.simulator import sample_energies, simulate
-from stream.showers.sparse import batch_to_dense, dense_to_batch
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from stream.showers.geometry import get_geometry  # noqa: E402
+from stream.showers.simulator import sample_energies, simulate  # noqa: E402
+from stream.showers.sparse import batch_to_dense, dense_to_batch  # noqa: E402
 
 __all__ = ["bench_observables", "bench_simulator", "bench_sparse", "main"]
 
