@@ -22,11 +22,14 @@ import torch
 
 from models.bootstrap import PoissonBootstrap
 from models.flows.batched_maf import BatchedMAF
+from models.flows.ensemble import OnlineFlowEnsemble
 from models.flows.nflows_bridge import build_nflows_maf
 
 __all__ = ["main", "run_benchmark"]
 
-EXAMPLE = "example: python -m benchmarks.ensemble --members 20 --batch-size 250 --steps 30 --repeats 5"
+EXAMPLE = (
+    "example: python -m benchmarks.ensemble --members 20 --batch-size 250 --steps 30 --repeats 5"
+)
 
 
 def _time_steps(step: Callable[[], None], n_steps: int, device: torch.device) -> float:
@@ -52,12 +55,15 @@ def run_benchmark(
     hidden_features: int = 32,
     n_hidden_layers: int = 2,
     device: str = "cpu",
+    sample_events: int = 20_000,
 ) -> dict[str, float]:
     """Time both implementations and return their medians and the speedup.
 
     Returns:
         ``member_steps_per_s`` (batched), ``baseline_member_steps_per_s`` (nflows loop),
-        ``speedup`` (their ratio), and the per-repeat medians in seconds per step.
+        ``speedup`` (their ratio), the medians in seconds per step, the member-steps per
+        second of the full ``OnlineFlowEnsemble.train_on_buffer`` path and, if
+        ``sample_events``, the sampling rate (events per second over all members).
     """
     dev = torch.device(device)
     torch.manual_seed(0)
@@ -75,7 +81,10 @@ def run_benchmark(
         maf.mask_gradient()
         optimizer.step()
 
-    flows = [build_nflows_maf(features, n_blocks, hidden_features, n_hidden_layers).to(dev) for _ in range(n_members)]
+    flows = [
+        build_nflows_maf(features, n_blocks, hidden_features, n_hidden_layers).to(dev)
+        for _ in range(n_members)
+    ]
     optimizers = [torch.optim.Adam(f.parameters(), lr=1e-5) for f in flows]
 
     def loop_step() -> None:
@@ -86,18 +95,39 @@ def run_benchmark(
             loss.backward()
             opt.step()
 
-    batched, loop = [], []
-    for _ in range(repeats):  # interleave so both see the same machine load
+    # The full training path (shuffling, noise dims, bootstrap, SWA bookkeeping) for reference.
+    ensemble = OnlineFlowEnsemble(
+        noise_dims=features - 1,
+        n_members=n_members,
+        n_blocks=n_blocks,
+        hidden_features=hidden_features,
+        n_hidden_layers=n_hidden_layers,
+        device=dev,
+    )
+    buffer = {"mass": torch.exp(torch.randn(batch_size * n_steps, device=dev) * 0.3 + 7)}
+
+    def ensemble_steps() -> None:
+        ensemble.train_on_buffer(buffer, n_iter=1, batch_size=batch_size)
+
+    batched, loop, full, sampling = [], [], [], []
+    for _ in range(repeats):  # interleave so all see the same machine load
         batched.append(_time_steps(batched_step, n_steps, dev) / n_steps)
         loop.append(_time_steps(loop_step, max(1, n_steps // 4), dev) / max(1, n_steps // 4))
+        full.append(_time_steps(ensemble_steps, 1, dev) / n_steps)
+        if sample_events:
+            sampling.append(_time_steps(lambda: ensemble.sample(sample_events, seed=0), 1, dev))
     batched_s, loop_s = statistics.median(batched), statistics.median(loop)
-    return {
+    result = {
         "member_steps_per_s": n_members / batched_s,
         "baseline_member_steps_per_s": n_members / loop_s,
         "speedup": loop_s / batched_s,
         "batched_s_per_step": batched_s,
         "baseline_s_per_step": loop_s,
+        "train_on_buffer_member_steps_per_s": n_members / statistics.median(full),
     }
+    if sampling:
+        result["samples_per_s"] = sample_events * n_members / statistics.median(sampling)
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,13 +140,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--members", type=int, default=20, help="ensemble size (default 20)")
     parser.add_argument("--batch-size", type=int, default=250, help="events per step (default 250)")
-    parser.add_argument("--steps", type=int, default=30, help="timed batched steps per repeat (default 30)")
-    parser.add_argument("--repeats", type=int, default=5, help="repetitions; medians are reported (default 5)")
-    parser.add_argument("--features", type=int, default=4, help="flow dimension: mass + 3 noise (default 4)")
+    parser.add_argument(
+        "--steps", type=int, default=30, help="timed batched steps per repeat (default 30)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="repetitions; medians are reported (default 5)"
+    )
+    parser.add_argument(
+        "--features", type=int, default=4, help="flow dimension: mass + 3 noise (default 4)"
+    )
     parser.add_argument("--blocks", type=int, default=5, help="MADE blocks (default 5)")
     parser.add_argument("--hidden", type=int, default=32, help="hidden units (default 32)")
-    parser.add_argument("--hidden-layers", type=int, default=2, help="hidden layers per MADE (default 2)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument(
+        "--hidden-layers", type=int, default=2, help="hidden layers per MADE (default 2)"
+    )
+    parser.add_argument(
+        "--sample", type=int, default=20_000, help="events per member to time sampling (0: skip)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -136,11 +179,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         hidden_features=args.hidden,
         n_hidden_layers=args.hidden_layers,
         device=args.device,
+        sample_events=args.sample,
     )
-    print(f"device {args.device}, threads {torch.get_num_threads()}, {args.members} members, batch {args.batch_size}")
+    print(
+        f"device {args.device}, threads {torch.get_num_threads()}, {args.members} members, batch {args.batch_size}"
+    )
     print(f"{'implementation':<28}{'ms/step (median)':>18}{'member-steps/s':>18}")
-    print(f"{'batched BatchedMAF':<28}{result['batched_s_per_step'] * 1e3:>18.2f}{result['member_steps_per_s']:>18.0f}")
-    print(f"{'loop of nflows MAFs':<28}{result['baseline_s_per_step'] * 1e3:>18.2f}{result['baseline_member_steps_per_s']:>18.0f}")
+    print(
+        f"{'batched BatchedMAF':<28}{result['batched_s_per_step'] * 1e3:>18.2f}{result['member_steps_per_s']:>18.0f}"
+    )
+    print(
+        f"{'loop of nflows MAFs':<28}{result['baseline_s_per_step'] * 1e3:>18.2f}{result['baseline_member_steps_per_s']:>18.0f}"
+    )
+    print(
+        f"{'OnlineFlowEnsemble.train':<28}{args.members / result['train_on_buffer_member_steps_per_s'] * 1e3:>18.2f}{result['train_on_buffer_member_steps_per_s']:>18.0f}"
+    )
+    if "samples_per_s" in result:
+        print(f"sampling: {result['samples_per_s']:.3g} events/s over all members")
     print(f"speedup {result['speedup']:.1f}x")
     print(json.dumps({k: round(v, 6) for k, v in result.items()}))
     return 0

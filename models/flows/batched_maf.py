@@ -232,7 +232,7 @@ class BatchedMAF(nn.Module):
             ``z`` of shape ``(M, N, D)`` and ``log|det dz/dx|`` of shape ``(M, N)``.
         """
         x = self._expand(x)
-        logabsdet = None
+        log_scales = None
         for block in self._blocks(flat):
             x = x.flip(-1)
             h = torch.baddbmm(block[1].unsqueeze(1), x, block[0].mT).relu_()
@@ -242,10 +242,9 @@ class BatchedMAF(nn.Module):
             # Contiguous copies: softplus on a strided view is an order of magnitude slower.
             scale = F.softplus(params[..., 0::2].contiguous()) + SCALE_EPSILON
             x = torch.addcmul(params[..., 1::2], scale, x)
-            log_det = scale.log().sum(-1)
-            logabsdet = log_det if logabsdet is None else logabsdet + log_det
-        assert logabsdet is not None  # n_blocks >= 1
-        return x, logabsdet
+            log_scales = scale.log() if log_scales is None else log_scales + scale.log()
+        assert log_scales is not None  # n_blocks >= 1
+        return x, log_scales.sum(-1)
 
     def log_prob(self, x: torch.Tensor, flat: torch.Tensor | None = None) -> torch.Tensor:
         """Log-density ``(M, N)`` of ``x`` (``(M, N, D)`` or shared ``(N, D)``) per member."""
@@ -278,10 +277,11 @@ class BatchedMAF(nn.Module):
             x = torch.empty_like(y)
             for i in range(d):
                 units = needed[i]
-                h = torch.baddbmm(b_in[:, :units], w_in[:, :units, :i].contiguous(), x[:, :i]).relu_()
+                # bmm + add_ beats baddbmm here: baddbmm first copies the stride-0 bias.
+                h = torch.bmm(w_in[:, :units, :i].contiguous(), x[:, :i]).add_(b_in[:, :units]).relu_()
                 for weight, bias in hidden:
-                    h = torch.baddbmm(bias[:, :units], weight[:, :units, :units].contiguous(), h).relu_()
-                params = torch.baddbmm(b_out[:, 2 * i : 2 * i + 2], w_out[:, 2 * i : 2 * i + 2, :units].contiguous(), h)
+                    h = torch.bmm(weight[:, :units, :units].contiguous(), h).add_(bias[:, :units]).relu_()
+                params = torch.bmm(w_out[:, 2 * i : 2 * i + 2, :units].contiguous(), h).add_(b_out[:, 2 * i : 2 * i + 2])
                 scale = F.softplus(params[:, 0]).add_(SCALE_EPSILON)
                 torch.div(y[:, i] - params[:, 1], scale, out=x[:, i])
             y = x.flip(1)
