@@ -32,7 +32,7 @@ EXAMPLE = (
 )
 
 
-def _time_steps(step: Callable[[], None], n_steps: int, device: torch.device) -> float:
+def _time_steps(step: Callable[[], object], n_steps: int, device: torch.device) -> float:
     for _ in range(3):  # warm-up
         step()
     if device.type == "cuda":

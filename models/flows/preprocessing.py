@@ -66,7 +66,7 @@ class LogStandardizer:
         if missing:
             msg = f"buffer lacks feature column(s) {missing}; it has {sorted(data)}"
             raise ValueError(msg)
-        parts = []
+        parts: list[torch.Tensor] = []
         for name in self.columns:
             values = torch.as_tensor(data[name])
             if values.dim() != 1:
