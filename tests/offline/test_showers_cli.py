@@ -1,0 +1,165 @@
+"""``python -m offline.showers``: report directory, file references, errors, model registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offline.showers import main
+from offline.showers.errors import UnknownModelError
+from offline.showers.registry import available_models, get_model, register_model
+from offline.showers.toy import toy_showers
+
+pytest.importorskip("stream.showers.simulator")
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def test_help_shows_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "python -m offline.showers --model reference" in out
+    assert "--reference" in out
+    assert "--geometry" in out
+
+
+def test_module_entry_point_runs() -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "offline.showers", "--help"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "examples:" in proc.stdout
+
+
+def test_reference_model_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    argv = ["--model", "reference", "--n", "300", "--out", str(out), "--geometry", "ecal", "--seed", "3",
+            "--classifier-runs", "2", "--cell-classifier", "--cell-classifier-max", "150", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    headline = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert headline["report"].endswith("index.html")
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["classifier_auc"]) >= {"mean", "std"}
+    assert 0.3 < metrics["classifier_auc"]["mean"] < 0.7
+    assert _finite(metrics["s_jsd"])
+    assert metrics["s_jsd"] < 0.3
+    assert {
+        "visible_energy",
+        "n_hits",
+        "shower_start",
+        "longitudinal_profile",
+        "hit_energy",
+    } <= set(metrics["jsd"])
+    assert _finite(metrics["classifier_jsd"]["mean"])
+    assert _finite(metrics["cell_classifier_auc"]["mean"])
+    assert _finite(metrics["fpd"]["value"])
+    assert _finite(metrics["kpd"]["value"])
+    assert metrics["ms_per_shower"]["cpu"] > 0
+    assert "gpu" in metrics["ms_per_shower"]
+    assert metrics["run"]["geometry"] == "ecal"
+    assert metrics["n_reference"] == 300
+
+    page = (out / "index.html").read_text()
+    images = re.findall(r'<img src="([^"]+)"', page)
+    assert len(images) >= 18
+    for name in images:
+        assert not name.startswith("/")
+        assert (out / name).is_file()
+    for required in (
+        "linearity.png",
+        "resolution.png",
+        "correlations.png",
+        "overlay3d.png",
+        "shower3d_0.png",
+    ):
+        assert required in images
+    assert "Classifier AUC" in page
+    assert "metrics.json" in page
+
+
+def test_reference_from_a_calochallenge_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    io = pytest.importorskip("stream.showers.io")
+    simulator = pytest.importorskip("stream.showers.simulator")
+    energies = np.repeat([20.0, 60.0], 100)
+    path = io.write_showers(
+        tmp_path / "ref.h5",
+        energies,
+        simulator.simulate("ahcal", energies, seed=9),
+        "ahcal",
+        format="calochallenge",
+    )
+    out = tmp_path / "report"
+    argv = ["--reference", str(path), "--format", "calochallenge", "--geometry", "ahcal", "--n", "150",
+            "--out", str(out), "--classifier-runs", "1", "--no-plots", "--no-physics-distances", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_reference"] == 150
+    assert metrics["run"]["geometry"] == "ahcal"
+    assert metrics["energy_points"]["reference"]["energy_gev"] == [20.0, 60.0]
+    assert "fpd" not in metrics
+    assert (out / "index.html").is_file()
+
+
+def test_bad_input_returns_2_with_a_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["--reference", str(tmp_path / "missing.h5"), "--out", str(tmp_path / "r"), "--quiet"])
+        == 2
+    )
+    assert "missing.h5" in capsys.readouterr().err
+    assert main(["--n", "5", "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    with pytest.raises(SystemExit):
+        main(["--model", "no-such-model"])
+
+
+class _ToyModel:
+    name = "toy"
+    devices = ("cpu",)
+
+    def __init__(self, geometry: object, scale: float = 1.0) -> None:
+        self.scale = scale
+
+    def generate(
+        self, energies_gev: np.ndarray, seed: int, *, first_event: int = 0, device: str = "cpu"
+    ) -> np.ndarray:
+        return toy_showers(energies_gev, seed + first_event, energy_scale=self.scale)
+
+
+def test_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from offline.showers import registry
+
+    monkeypatch.setattr(registry, "_REGISTERED", {})
+    assert "reference" in available_models()
+    register_model("toy-test", _ToyModel)
+    model = get_model("toy-test", "ecal", scale=2.0)
+    assert model.scale == 2.0
+    assert model.generate(np.array([10.0]), 0).shape == (1, 12, 10, 10)
+    with pytest.raises(UnknownModelError, match="known models: .*reference"):
+        get_model("bibae-not-yet", "ecal")
+    with pytest.raises(ValueError, match="model names"):
+        register_model("bad name", _ToyModel)
+    reference = get_model("reference", "ecal")
+    assert reference.generate(np.array([20.0]), 1).shape == (1, 30, 30, 30)
+    assert not np.array_equal(
+        reference.generate(np.array([20.0]), 1), reference.generate(np.array([20.0]), 2)
+    )
