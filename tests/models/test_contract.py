@@ -60,6 +60,12 @@ CASES: dict[str, ContractCase] = {
         buffer=lambda seed: _events(256, seed),
         sample_shapes=lambda n: {"mass": (3, n)},
     ),
+    # The trainer tests' tiny Gaussian (tests/emulator/gaussian_model.py) obeys the contract too.
+    "test-gaussian": ContractCase(
+        hyperparameters={"columns": ["mass"], "learning_rate": 1e-4, "seed": 2},
+        buffer=lambda seed: _events(256, seed),
+        sample_shapes=lambda n: {"mass": (n,)},
+    ),
 }
 
 
