@@ -153,6 +153,8 @@ class Trainer:
         self._buffer_index_base = 0
         if resume:
             self._resume()
+        else:
+            self._drop_parts_from(0)  # left by a run killed before its first manifest
 
     # ------------------------------------------------------------------ resume
     def _resume(self) -> None:
@@ -169,13 +171,16 @@ class Trainer:
         self.menu.restore_counters(manifest.get("trigger", {}))
         s.events_stored = self.menu.events_stored
         self._buffer_index_base = int(manifest.get("next_buffer_index", s.buffers_trained))
-        # Parts written after the manifest was committed belong to an unfinished future.
-        for sub in (STORED_EVENTS_DIR, TRAINED_IDS_DIR):
-            for part in (self.out / sub).glob("part-*.parquet"):
-                if _part_index(part) >= self._buffer_index_base:
-                    part.unlink()
+        self._drop_parts_from(self._buffer_index_base)
         self.transport.seek(self.position)
         log.info("resumed from %s: %d events seen, %d trained", self.out, s.events_seen, s.events_trained)
+
+    def _drop_parts_from(self, first_index: int) -> None:
+        """Delete parts of buffers ``>= first_index``: written after the last manifest, not covered by it."""
+        for sub in (STORED_EVENTS_DIR, TRAINED_IDS_DIR):
+            for part in (self.out / sub).glob("part-*.parquet"):
+                if _part_index(part) >= first_index:
+                    part.unlink()
 
     # -------------------------------------------------------------- main entry
     def run(self) -> RunSummary:

@@ -1,0 +1,147 @@
+"""The trainer over Kafka as a process: every produced event trained once, even across kill -9.
+
+The replay CLI publishes toy events to a three-partition topic; ``python -m emulator run``
+consumes them with the tiny ``test-gaussian`` model and records the ids of the trained
+events. The kill test stops the trainer with SIGKILL at seeded random moments and starts
+the same command again: it resumes from its snapshot (stream position with the ``skip``
+inside a partly consumed message), and the union of trained ids must equal the produced
+ids, each exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.integration import ROOT, env, read_trained_ids, replay, run, topic_ids, trainer_command
+from tests.stream.kafka_helpers import new_topic
+
+pytestmark = pytest.mark.kafka
+
+CONFIG = """
+seed = 1
+device = "cpu"
+[source]
+spec = "toy"
+[buffer]
+size = {size}
+batch_size = 100
+n_iter = {n_iter}
+[model]
+kind = "test-gaussian"
+[snapshot]
+every_buffers = {every}
+store_events = false
+record_trained_ids = true
+"""
+
+
+def _config(tmp_path: Path, size: int = 1700, n_iter: int = 1, every: int = 1) -> Path:
+    path = tmp_path / "run.toml"
+    path.write_text(CONFIG.format(size=size, n_iter=n_iter, every=every))
+    return path
+
+
+def _manifest(out: Path) -> dict[str, object]:
+    try:
+        return dict(json.loads((out / "manifest.json").read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def test_trainer_consumes_every_event_of_a_partitioned_topic_once(kafka_broker: str, tmp_path: Path) -> None:
+    n = 20_000
+    topic = new_topic(kafka_broker, prefix="train")
+    replay(kafka_broker, topic, n, partitions=3, batch_events=900)
+    produced = topic_ids(kafka_broker, topic, n)
+    assert len(produced) == n
+    out = tmp_path / "run"
+    result = run(trainer_command(_config(tmp_path), kafka_broker, topic, out, "--events", str(n)),
+                 tmp_path / "trainer.log", timeout_s=120)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["events_trained"] == n
+    manifest = _manifest(out)
+    assert manifest["events_seen"] == n
+    assert manifest["events_trained"] == n
+    assert manifest["bad_messages"] == {}
+    assert sorted(manifest["offsets"][topic]) == ["0", "1", "2"]  # type: ignore[index]
+    ids = read_trained_ids(out)
+    np.testing.assert_array_equal(np.sort(ids), np.sort(produced))
+    assert len(np.unique(ids)) == n
+
+
+def kill_and_resume(
+    command: list[str], out: Path, log: Path, kills: int, seed: int, timeout_s: float
+) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """Start ``command``, SIGKILL it ``kills`` times at seeded random moments, then let it finish.
+
+    The first kill comes 0.5–3 s after the start (possibly before any snapshot); later
+    ones 0–0.4 s after the snapshot has moved on since the previous kill, so each one
+    interrupts a run in progress. Returns the kills done and the last, completed run.
+    """
+    rng = np.random.default_rng(seed)
+    skips: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    done = 0
+    with log.open("a") as err:
+        while done < kills:
+            before = _manifest(out).get("events_trained", -1)
+            proc = subprocess.Popen(command, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+            try:
+                if done == 0:
+                    time.sleep(float(rng.uniform(0.5, 3.0)))
+                else:
+                    while proc.poll() is None and _manifest(out).get("events_trained", -1) == before:
+                        if time.monotonic() > deadline:
+                            break
+                        time.sleep(0.02)
+                    time.sleep(float(rng.uniform(0.0, 0.4)))
+                if proc.poll() is not None:
+                    break  # finished before the kill: nothing left to interrupt
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+                done += 1
+                skips.extend(_skips(_manifest(out)))
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=30)
+    remaining = max(10.0, deadline - time.monotonic())
+    final = run(command, log.with_suffix(".final.log"), timeout_s=remaining)
+    assert any(skips), f"no kill left a snapshot inside a message (skips {skips})"
+    return done, final
+
+
+def _skips(manifest: dict[str, object]) -> list[int]:
+    position = manifest.get("position") or {}
+    return [int(s) for parts in position.get("skip", {}).values() for s in parts.values()]  # type: ignore[union-attr]
+
+
+def test_kill_9_several_times_trains_every_event_exactly_once(kafka_broker: str, tmp_path: Path) -> None:
+    n = 60_000
+    topic = new_topic(kafka_broker, prefix="kill")
+    replay(kafka_broker, topic, n, partitions=3, batch_events=1000)
+    produced = topic_ids(kafka_broker, topic, n)
+    assert len(produced) == n
+    out = tmp_path / "run"
+    # buffers of 1 700 events end inside messages of 1 000: positions carry a skip;
+    # a snapshot every 2 buffers leaves parts newer than the manifest to clean up.
+    command = trainer_command(_config(tmp_path, size=1700, n_iter=4, every=2), kafka_broker, topic, out,
+                              "--events", str(n))
+    kills, final = kill_and_resume(command, out, tmp_path / "trainer.log", kills=4, seed=7, timeout_s=90)
+    assert kills == 4
+    summary = json.loads(final.stdout.strip().splitlines()[-1])
+    assert summary["events_seen"] == n
+    manifest = _manifest(out)
+    assert manifest["events_trained"] == n
+    ids = read_trained_ids(out)
+    values, counts = np.unique(ids, return_counts=True)
+    assert counts.max() == 1, f"{int((counts > 1).sum())} ids trained more than once"
+    np.testing.assert_array_equal(values, np.sort(produced))
