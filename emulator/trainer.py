@@ -241,6 +241,7 @@ class Trainer:
             if self._train_error is not None:
                 raise self._train_error
             self.summary.interrupted = interrupt.requested.is_set()
+        self.summary.bad_messages = self._bad_now()
         self.summary.wall_s = time.monotonic() - start
         self.summary.storage = self.storage_report()
         return self.summary

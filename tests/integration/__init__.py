@@ -15,7 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAUNCH", "ROOT", "env", "read_trained_ids", "replay", "run", "topic_ids", "trainer_command"]
+__all__ = [
+    "LAUNCH",
+    "ROOT",
+    "env",
+    "read_trained_ids",
+    "replay",
+    "run",
+    "topic_ids",
+    "trainer_command",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = (

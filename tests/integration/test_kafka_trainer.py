@@ -56,15 +56,20 @@ def _manifest(out: Path) -> dict[str, object]:
         return {}
 
 
-def test_trainer_consumes_every_event_of_a_partitioned_topic_once(kafka_broker: str, tmp_path: Path) -> None:
+def test_trainer_consumes_every_event_of_a_partitioned_topic_once(
+    kafka_broker: str, tmp_path: Path
+) -> None:
     n = 20_000
     topic = new_topic(kafka_broker, prefix="train")
     replay(kafka_broker, topic, n, partitions=3, batch_events=900)
     produced = topic_ids(kafka_broker, topic, n)
     assert len(produced) == n
     out = tmp_path / "run"
-    result = run(trainer_command(_config(tmp_path), kafka_broker, topic, out, "--events", str(n)),
-                 tmp_path / "trainer.log", timeout_s=120)
+    result = run(
+        trainer_command(_config(tmp_path), kafka_broker, topic, out, "--events", str(n)),
+        tmp_path / "trainer.log",
+        timeout_s=120,
+    )
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["events_trained"] == n
     manifest = _manifest(out)
@@ -93,12 +98,16 @@ def kill_and_resume(
     with log.open("a") as err:
         while done < kills:
             before = _manifest(out).get("events_trained", -1)
-            proc = subprocess.Popen(command, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+            proc = subprocess.Popen(
+                command, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
+            )
             try:
                 if done == 0:
                     time.sleep(float(rng.uniform(0.5, 3.0)))
                 else:
-                    while proc.poll() is None and _manifest(out).get("events_trained", -1) == before:
+                    while (
+                        proc.poll() is None and _manifest(out).get("events_trained", -1) == before
+                    ):
                         if time.monotonic() > deadline:
                             break
                         time.sleep(0.02)
@@ -124,7 +133,9 @@ def _skips(manifest: dict[str, object]) -> list[int]:
     return [int(s) for parts in position.get("skip", {}).values() for s in parts.values()]  # type: ignore[union-attr]
 
 
-def test_kill_9_several_times_trains_every_event_exactly_once(kafka_broker: str, tmp_path: Path) -> None:
+def test_kill_9_several_times_trains_every_event_exactly_once(
+    kafka_broker: str, tmp_path: Path
+) -> None:
     n = 60_000
     topic = new_topic(kafka_broker, prefix="kill")
     replay(kafka_broker, topic, n, partitions=3, batch_events=1000)
@@ -133,9 +144,17 @@ def test_kill_9_several_times_trains_every_event_exactly_once(kafka_broker: str,
     out = tmp_path / "run"
     # buffers of 1 700 events end inside messages of 1 000: positions carry a skip;
     # a snapshot every 2 buffers leaves parts newer than the manifest to clean up.
-    command = trainer_command(_config(tmp_path, size=1700, n_iter=4, every=2), kafka_broker, topic, out,
-                              "--events", str(n))
-    kills, final = kill_and_resume(command, out, tmp_path / "trainer.log", kills=4, seed=7, timeout_s=90)
+    command = trainer_command(
+        _config(tmp_path, size=1700, n_iter=4, every=2),
+        kafka_broker,
+        topic,
+        out,
+        "--events",
+        str(n),
+    )
+    kills, final = kill_and_resume(
+        command, out, tmp_path / "trainer.log", kills=4, seed=7, timeout_s=90
+    )
     assert kills == 4
     summary = json.loads(final.stdout.strip().splitlines()[-1])
     assert summary["events_seen"] == n
