@@ -145,7 +145,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     geometry = get_geometry(config.geometry)
-    keep = max(config.validation.cell_classifier_max, 4)
+    keep = max(config.validation.cell_classifier_max, 4) if config.validation.cell_classifier else 4
     if config.reference is not None:
         file_geometry, chunks, count = load_reference(
             config.reference, config.n, config.format, config.chunk_size, config.progress

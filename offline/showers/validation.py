@@ -121,6 +121,11 @@ class ValidationResult:
                 "std": self.cell_classifier.jsd_std,
             }
             out["cell_classifier"] = self.cell_classifier.to_dict()
+        if self.fpd is not None or self.kpd is not None:
+            out["fpd_kpd_implementation"] = (
+                "offline.showers.physics_distances (arXiv:2211.10295, follows jetnet.evaluation.fpd/kpd; "
+                "jetnet itself is not installed: it would downgrade numpy)"
+            )
         if self.fpd is not None:
             out["fpd"] = self.fpd.to_dict()
         if self.kpd is not None:
