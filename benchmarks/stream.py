@@ -99,13 +99,34 @@ def _shower_batch(first: int, n: int, cells: int, rng: np.random.Generator) -> p
     return pa.RecordBatch.from_arrays(arrays, schema=shower_schema(GRID, "bench"))
 
 
+PRODUCER_SETTINGS: dict[str, Any] = {"linger_ms": 2, "batch_size": 8 * 1024 * 1024, "max_request_size": 64 * 1024 * 1024}
+"""Producer settings of the Arrow runs (a batch holds at least one large message)."""
+CONSUMER_SETTINGS: dict[str, Any] = {
+    "max_partition_fetch_bytes": 64 * 1024 * 1024,
+    "fetch_max_bytes": 128 * 1024 * 1024,
+    "fetch_min_bytes": 1,
+    "fetch_max_wait_ms": 100,
+    "receive_buffer_bytes": 4 * 1024 * 1024,
+}
+"""Consumer settings of the Arrow runs (large fetches: many messages per request)."""
+
+
 def _produce(
-    kind: str, bootstrap: str, topic: str, total: int, per_message: int, cells: int, go: Any
+    kind: str,
+    bootstrap: str,
+    topic: str,
+    total: int,
+    per_message: int,
+    cells: int,
+    go: Any,
+    partition: int | None = None,
+    first_id: int = 0,
+    settings: dict[str, Any] | None = None,
 ) -> None:
     from stream.codec import encode_batch
     from stream.kafka.producer import make_producer
 
-    producer = make_producer(bootstrap, linger_ms=2)
+    producer = make_producer(bootstrap, **(settings or {"linger_ms": 2}))
     rng = np.random.default_rng(0)
     features = rng.normal(size=(len(FEATURES), per_message))
     shower_pool = _shower_batch(0, per_message, cells, rng) if kind == "showers" else None
@@ -116,30 +137,38 @@ def _produce(
         if kind == "json":
             for i in range(sent, sent + n):
                 record = {
-                    "event_id": i,
+                    "event_id": first_id + i,
                     **{f: float(features[k, i % per_message]) for k, f in enumerate(FEATURES)},
                 }
-                producer.send(topic, value=json.dumps(record).encode())
+                producer.send(topic, value=json.dumps(record).encode(), partition=partition)
         else:
             if kind == "events":
-                batch = _event_batch(sent, n, features[:, :n])
+                batch = _event_batch(first_id + sent, n, features[:, :n])
             else:
                 assert shower_pool is not None
-                ids = pa.array(np.arange(sent, sent + n, dtype=np.uint64))
+                ids = pa.array(np.arange(first_id + sent, first_id + sent + n, dtype=np.uint64))
                 pool = shower_pool.slice(0, n)
                 batch = pool.set_column(0, pool.schema.field(0), ids)
             value, headers = encode_batch(batch)
-            producer.send(topic, value=value, headers=headers)
+            producer.send(topic, value=value, headers=headers, partition=partition)
         sent += n
     producer.flush()
     producer.close()
 
 
-def _consume_arrow(bootstrap: str, topic: str, total: int) -> tuple[int, int]:
+def _consume_arrow(
+    bootstrap: str,
+    topic: str,
+    total: int,
+    partitions: list[int] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[int, int]:
     from stream.kafka.transport import KafkaTransport
 
     events = nbytes = 0
-    with KafkaTransport(bootstrap, topic, poll_max_records=64) as transport:
+    with KafkaTransport(
+        bootstrap, topic, poll_max_records=64, partitions=partitions, consumer_options=settings
+    ) as transport:
         while events < total:
             for message in transport.poll(1.0):
                 events += message.batch.num_rows
@@ -181,25 +210,60 @@ def _consume_json(bootstrap: str, topic: str, total: int) -> tuple[int, int]:
 
 
 def run(
-    kind: str, bootstrap: str, total: int, per_message: int, cells: int = 0
+    kind: str,
+    bootstrap: str,
+    total: int,
+    per_message: int,
+    cells: int = 0,
+    partitions: int = 1,
+    tuned: bool = True,
 ) -> dict[str, float]:
-    """One concurrent produce/consume run; returns events, seconds, bytes."""
+    """One concurrent produce/consume run; returns events, seconds, bytes.
+
+    With ``partitions`` > 1 (Arrow kinds), one producer process and one consumer thread
+    per partition. ``tuned`` applies :data:`PRODUCER_SETTINGS` and
+    :data:`CONSUMER_SETTINGS` (else the library defaults of ``make_producer`` and
+    ``KafkaTransport``).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from stream.kafka.producer import ensure_topic
 
+    parts = 1 if kind == "json" else partitions
     topic = f"bench-{kind}-{uuid.uuid4().hex[:8]}"
-    ensure_topic(bootstrap, topic, 1)
+    ensure_topic(bootstrap, topic, parts)
     ctx = mp.get_context("spawn")
     go = ctx.Event()
-    producer = ctx.Process(
-        target=_produce, args=(kind, bootstrap, topic, total, per_message, cells, go)
-    )
-    producer.start()
-    time.sleep(2.0)  # let the producer import and connect before the clock starts
+    share = [total // parts + (p < total % parts) for p in range(parts)]
+    first = np.concatenate([[0], np.cumsum(share)[:-1]]).tolist()
+    producer_settings = dict(PRODUCER_SETTINGS) if tuned and kind != "json" else {"linger_ms": 2}
+    consumer_settings = dict(CONSUMER_SETTINGS) if tuned else None
+    producers = [
+        ctx.Process(
+            target=_produce,
+            args=(kind, bootstrap, topic, share[p], per_message, cells, go),
+            kwargs={"partition": p if parts > 1 else None, "first_id": first[p], "settings": producer_settings},
+        )
+        for p in range(parts)
+    ]
+    for producer in producers:
+        producer.start()
+    time.sleep(2.0 + 0.5 * parts)  # let the producers import and connect before the clock starts
     begin = time.perf_counter()
     go.set()
-    events, nbytes = (_consume_json if kind == "json" else _consume_arrow)(bootstrap, topic, total)
+    if kind == "json":
+        events, nbytes = _consume_json(bootstrap, topic, total)
+    elif parts == 1:
+        events, nbytes = _consume_arrow(bootstrap, topic, total, None, consumer_settings)
+    else:
+        with ThreadPoolExecutor(parts) as pool:
+            results = list(
+                pool.map(lambda p: _consume_arrow(bootstrap, topic, share[p], [p], consumer_settings), range(parts))
+            )
+        events, nbytes = sum(r[0] for r in results), sum(r[1] for r in results)
     seconds = time.perf_counter() - begin
-    producer.join()
+    for producer in producers:
+        producer.join()
     return {"events": events, "seconds": seconds, "bytes": nbytes}
 
 

