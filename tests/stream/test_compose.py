@@ -7,6 +7,7 @@ tansu broker of the test session (the Kafka service itself is Apache Kafka's ima
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import subprocess
@@ -143,4 +144,6 @@ def test_trainer_command_runs_against_a_broker(kafka_broker: str, tmp_path: Path
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (tmp_path / "run" / "manifest.json").exists()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["events_trained"] == 20_000
+    assert manifest["model_kind"] == "onlineflow"
