@@ -186,7 +186,7 @@ def kpd(
         reference: ``(N_r, d)`` reference features.
         generated: ``(N_g, d)`` generated features.
         num_batches: number of batches.
-        batch_size: showers per sample and batch (capped at the smaller sample).
+        batch_size: showers per sample and batch (capped at half the smaller sample).
         normalise: divide by the reference's per-feature maximum absolute value.
         seed: random seed.
 
@@ -196,7 +196,8 @@ def kpd(
     x, y = _check(reference, generated)
     if normalise:
         x, y = _normalise(x, y)
-    size = min(batch_size, len(x), len(y))
+    # At most half of the smaller sample, so batches differ and the spread means something.
+    size = min(batch_size, len(x) // 2, len(y) // 2)
     if size < 2:
         msg = f"too few showers for KPD: {len(x)} and {len(y)}"
         raise ValueError(msg)

@@ -223,7 +223,7 @@ def plot_showers_3d(
         _scatter3d(
             ax,
             mean_image,
-            max(mean_image.max() * 1e-3, 1e-12),
+            max(mean_image.max() * 1e-2, 1e-12),
             f"{label}: overlay of {len(summary)} showers",
         )
     fig.savefig(out_dir / "overlay3d.png", dpi=80, bbox_inches="tight")

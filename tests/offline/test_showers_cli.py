@@ -163,3 +163,22 @@ def test_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not np.array_equal(
         reference.generate(np.array([20.0]), 1), reference.generate(np.array([20.0]), 2)
     )
+
+
+def test_generate_timed_picks_the_best_batch_and_yields_everything() -> None:
+    from offline.showers.timing import GenerationTiming, generate_timed
+
+    energies = np.linspace(10.0, 90.0, 300)
+    timing = GenerationTiming()
+    chunks = list(
+        generate_timed(
+            _ToyModel("ecal"), energies, 1, batch_sizes=(16, 64), chunk_size=100, timing=timing
+        )
+    )
+    np.testing.assert_array_equal(np.concatenate([c[0] for c in chunks]), energies)
+    assert sum(c[1].shape[0] for c in chunks) == 300
+    record = timing.to_dict()
+    assert record["cpu"] > 0
+    assert record["gpu"] is None
+    assert record["best_batch_size"]["cpu"] in (16, 64)
+    assert set(record["probes"]["cpu"]) == {"16", "64"}
