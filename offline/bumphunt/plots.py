@@ -73,7 +73,7 @@ def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
         ax.axvspan(*ens.window, color="C3", alpha=0.15, label="window" if ax is top else None)
     top.set_yscale("log")
     top.set_ylabel("events / bin")
-    top.legend(fontsize="small")
+    top.legend(fontsize="x-small", loc="upper right", frameon=False)
     pull = np.divide(mean - fit, np.sqrt(fit + std**2), out=np.zeros_like(fit), where=fit > 0)
     bottom.stairs(pull, edges, color="C0")
     bottom.axhline(0.0, color="k", lw=0.8)
@@ -99,7 +99,7 @@ def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Pat
     ax.set_xscale("log", base=2)
     ax.set_xlabel("prescale factor")
     ax.set_ylabel("significance")
-    ax.legend()
+    ax.legend(fontsize="small", frameon=False)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -121,7 +121,7 @@ def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path
         ax.plot(events, [a.data[1].significance for a in analyses], "ks--", label="stored data")
     ax.set_xlabel("events seen")
     ax.set_ylabel("significance")
-    ax.legend()
+    ax.legend(fontsize="small", frameon=False)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -101,7 +101,7 @@ def make_plots(out_dir: str | Path, n_per_energy: int = 1000, seed: int = 1) -> 
         response = calibrated.mean(axis=1)
         if name == "ecal":
             resolution = calibrated.std(axis=1) / response
-            res_label = "σ/⟨E⟩ of calibrated sum"
+            res_label = "σ/mean of calibrated sum"
         else:
             resolution = np.array([_robust_resolution(v) for v in calibrated])
             res_label = "central 68% half-width / median"
