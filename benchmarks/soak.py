@@ -10,7 +10,7 @@ command; it resumes from its snapshot. At the end the trained ids (union of the
 Prints one line per kill, then ``kills``, ``lost`` and ``duplicated``, and a last JSON line.
 
 Example:
-    python benchmarks/soak.py --kills 20 --events 200000
+    python benchmarks/soak.py --kills 20 --events 300000
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--bootstrap", help="use this broker instead of starting tansu")
     parser.add_argument(
-        "--events", type=int, default=200_000, help="events replayed (default 200 000)"
+        "--events", type=int, default=300_000, help="events replayed (default 300 000)"
     )
     parser.add_argument("--kills", type=int, default=20, help="SIGKILLs (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
