@@ -4,9 +4,11 @@ Both get the same input histograms (toy spectrum m in [0, 5], bins of 0.1, expon
 background with a small bump at m = 1), the same windows (2 to 6 bins, width step 1,
 scan step 1) and the same number of pseudo-experiments. Each timing includes drawing the
 pseudo-data and scanning data and pseudo-data; numba is compiled and warmed up first
-(compile time excluded). pyBumpHunter runs single-threaded (``nworker=1``, its fastest
-setting here: its threads share the GIL); ours uses numba's threads. Medians over
-``--repeat`` runs. The last line is one JSON object.
+(first-call time reported, excluded). pyBumpHunter runs single-threaded (``nworker=1``,
+its fastest setting here: its threads share the GIL); ours runs with numba's default
+threads and with one thread. The runs are interleaved (one of each per round) so that a
+busy machine slows all of them alike; medians over ``--repeat`` rounds. The last line is
+one JSON object: ``speedup`` (default threads), ``speedup_single_thread``, ...
 
 Example:
     python benchmarks/bumphunt.py --pseudo 10000 --repeat 5
@@ -88,18 +90,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     ours()
     ours("pybumphunter")
     compile_s = time.perf_counter() - t0
+    threads = numba.get_num_threads()
 
-    def timed(fn, *a):  # noqa: ANN001, ANN202
-        times, result = [], None
-        for _ in range(args.repeat):
+    def single(policy: str = "counter"):  # noqa: ANN202
+        numba.set_num_threads(1)
+        try:
+            return ours(policy)
+        finally:
+            numba.set_num_threads(threads)
+
+    runs = {
+        "theirs": theirs,
+        "ours": ours,
+        "ours_1": single,
+        "ours_pbh": lambda: ours("pybumphunter"),
+        "ours_pbh_1": lambda: single("pybumphunter"),
+    }
+    times: dict[str, list[float]] = {key: [] for key in runs}
+    results = {}
+    for _ in range(args.repeat):
+        for key, fn in runs.items():
             t = time.perf_counter()
-            result = fn(*a)
-            times.append(time.perf_counter() - t)
-        return statistics.median(times), result
-
-    t_ours, r_ours = timed(ours)
-    t_ours_pbh, r_ours_pbh = timed(ours, "pybumphunter")
-    t_theirs, r_theirs = timed(theirs)
+            results[key] = fn()
+            times[key].append(time.perf_counter() - t)
+    median = {key: statistics.median(values) for key, values in times.items()}
+    t_theirs, r_theirs = median["theirs"], results["theirs"]
+    t_ours, r_ours = median["ours"], results["ours"]
+    t_ours_pbh, r_ours_pbh = median["ours_pbh"], results["ours_pbh"]
 
     same_window = (r_ours.scan.low_bin, r_ours.scan.width) == (
         int(r_theirs.min_loc_ar[0]),
@@ -108,15 +125,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     same_local = bool(np.isclose(r_ours.scan.local_pvalue, r_theirs.min_Pval_ar[0], rtol=1e-12))
     rows = [
         ("pyBumpHunter 0.5.1 (nworker=1)", t_theirs, r_theirs.global_Pval),
+        (f"ours, counter pseudo-data ({threads} threads)", t_ours, r_ours.global_pvalue),
+        ("ours, counter pseudo-data (1 thread)", median["ours_1"], results["ours_1"].global_pvalue),
         (
-            f"ours, counter pseudo-data ({numba.get_num_threads()} threads)",
-            t_ours,
-            r_ours.global_pvalue,
+            f"ours, pyBumpHunter's pseudo-data ({threads} thr.)",
+            t_ours_pbh,
+            r_ours_pbh.global_pvalue,
         ),
-        ("ours, pyBumpHunter's pseudo-data", t_ours_pbh, r_ours_pbh.global_pvalue),
+        (
+            "ours, pyBumpHunter's pseudo-data (1 thread)",
+            median["ours_pbh_1"],
+            results["ours_pbh_1"].global_pvalue,
+        ),
     ]
     print(
-        f"{args.pseudo} pseudo-experiments, 50 bins, widths 2-6, median of {args.repeat}; numba compile {compile_s:.2f} s (excluded)"
+        f"{args.pseudo} pseudo-experiments, 50 bins, widths 2-6, median of {args.repeat}; first calls {compile_s:.2f} s (excluded)"
     )
     print(f"{'implementation':<45} {'time [ms]':>10} {'global p':>10}")
     for name, t, p in rows:
@@ -129,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     summary = {
         "speedup": t_theirs / t_ours,
+        "speedup_single_thread": t_theirs / median["ours_1"],
         "speedup_same_pseudo_data": t_theirs / t_ours_pbh,
+        "speedup_same_pseudo_data_single_thread": t_theirs / median["ours_pbh_1"],
         "same_window": bool(same_window),
         "same_local_pvalue": same_local,
         "identical_global_pvalue_same_pseudo_data": bool(
@@ -138,11 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "global_pvalue_ours": r_ours.global_pvalue,
         "global_pvalue_pybumphunter": float(r_theirs.global_Pval),
         "t_ours_s": t_ours,
+        "t_ours_single_thread_s": median["ours_1"],
         "t_ours_pybumphunter_pseudo_s": t_ours_pbh,
         "t_pybumphunter_s": t_theirs,
         "compile_s": compile_s,
         "n_pseudo": args.pseudo,
-        "threads": numba.get_num_threads(),
+        "threads": threads,
     }
     print(json.dumps(summary))
     return 0

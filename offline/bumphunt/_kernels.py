@@ -1,4 +1,4 @@
-"""Numba kernels of the BumpHunter scan (arXiv 1101.0390): window p-values and pseudo-data.
+"""Numba kernels of the BumpHunter scan (arXiv 1101.0390): exact window p-values.
 
 Private module: :mod:`offline.bumphunt.scan` is the public interface. Conventions follow
 pyBumpHunter 0.5.1 so both give the same numbers on the same histograms:
@@ -10,17 +10,14 @@ pyBumpHunter 0.5.1 so both give the same numbers on the same histograms:
   implementation, called through its Cython C-API); otherwise it is 1;
 * ties resolve to the smallest width, then the leftmost position.
 
-Two speed-ups keep the results exact:
-
-* **Pruning** (integer counts only, i.e. pseudo-data): Short's bounds (2013) for the
-  Poisson tail, ``Φ̄(√(2H(n, b))) < P(X >= n) < Φ̄(sign(n-1-b)·√(2H(n-1, b)))`` with
-  ``H(k, b) = k·log(k/b) − k + b``, exclude every window whose lower bound is above the
-  upper bound of the most promising window; only the few remaining candidates get the
-  (expensive) exact ``gammainc``. Excluded windows are strictly less significant, so the
-  minimum and its position are unchanged.
-* **Fused pseudo-data**: Poisson pseudo-histograms are drawn inside the parallel loop from
-  a counter-based generator (SplitMix64 stream per pseudo-experiment, seeded by
-  ``(seed, index)``), so results do not depend on the number of threads.
+**Pruning** (integer counts only) keeps the result exact: Short's bounds (2013) for the
+Poisson tail, ``Φ̄(√(2H(n, b))) < P(X >= n) < Φ̄(sign(n-1-b)·√(2H(n-1, b)))`` with
+``H(k, b) = k·log(k/b) − k + b``, exclude every window whose lower bound is above the
+upper bound of the most promising window; only the few remaining candidates get the
+(expensive) exact ``gammainc``. Excluded windows are strictly less significant, so the
+minimum and its position are unchanged. Pseudo-experiments normally use the faster
+lookup-table scan of :mod:`offline.bumphunt._lookup`; this one is its fallback (huge
+expected counts) and its reference.
 
 Where ``gammainc`` underflows (p < 1e-290, which happens for the 10⁸-sample ensemble
 histograms), ``log p`` comes from the convergent series of the incomplete gamma function
@@ -29,11 +26,11 @@ in log space, so windows stay ordered even far beyond double precision.
 
 from __future__ import annotations
 
-import ctypes
 import math
 
+import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 from numba.extending import get_cython_function_address
 
 __all__ = [
@@ -41,25 +38,22 @@ __all__ = [
     "poisson_tail_bounds",
     "scan_given",
     "scan_one",
-    "scan_pseudo_counter",
+    "scan_single",
 ]
 
-_gammainc = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_double, ctypes.c_double)(
-    get_cython_function_address("scipy.special.cython_special", "gammainc")
+# scipy's gammainc bound by symbol name (not by address), so that callers can be cached.
+llvm.add_symbol(
+    "offline_bumphunt_gammainc",
+    get_cython_function_address("scipy.special.cython_special", "gammainc"),
+)
+_gammainc = types.ExternalFunction(
+    "offline_bumphunt_gammainc", types.float64(types.float64, types.float64)
 )
 
 _TINY = 1e-290
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0
 
 
-@njit
+@njit(cache=True)
 def log_tail_pvalue(n: float, b: float) -> float:
     """``log P(Poisson(b) >= n)`` for ``n > b > 0`` (continuous ``n`` as ``gammainc``)."""
     p = _gammainc(n, b)
@@ -77,11 +71,32 @@ def log_tail_pvalue(n: float, b: float) -> float:
 
 
 @njit(cache=True)
+def _bd0(x: float, m: float) -> float:
+    """Deviance ``x·log(x/m) + m − x`` for ``x, m > 0`` without cancellation (Loader 2000)."""
+    if abs(x - m) < 0.1 * (x + m):
+        v = (x - m) / (x + m)
+        s = (x - m) * v
+        ej = 2.0 * x * v
+        v = v * v
+        for j in range(1, 1000):
+            ej *= v
+            s1 = s + ej / (2 * j + 1)
+            if s1 == s:
+                return s1
+            s = s1
+    return x * math.log(x / m) + m - x
+
+
+@njit(cache=True)
 def _h(k: float, b: float) -> float:
-    """Chernoff exponent H(k, b) = k log(k/b) − k + b (0·log 0 = 0)."""
+    """Chernoff exponent H(k, b) = k log(k/b) − k + b (0·log 0 = 0).
+
+    Computed as Loader's deviance: the direct formula loses all digits for ``k, b ~ 1e10``
+    (huge ensemble histograms), which would break the pruning.
+    """
     if k <= 0.0:
         return b
-    return k * math.log(k / b) - k + b
+    return _bd0(k, b)
 
 
 @njit(cache=True)
@@ -105,7 +120,7 @@ def _prefix(values: np.ndarray, out: np.ndarray) -> None:
         out[i + 1] = out[i] + values[i]
 
 
-@njit
+@njit(cache=True)
 def scan_one(
     cum_obs: np.ndarray,
     cum_ref: np.ndarray,
@@ -183,7 +198,25 @@ def scan_one(
     return best_logp, best_pos, best_width
 
 
-@njit(parallel=True)
+@njit(cache=True)
+def scan_single(
+    observed: np.ndarray,
+    reference: np.ndarray,
+    lo: int,
+    hi: int,
+    widths: np.ndarray,
+    step: int,
+) -> tuple[float, int, int]:
+    """Exhaustive scan of one histogram (no parallel region: one histogram is too little)."""
+    n_bins = reference.shape[0]
+    cum_ref = np.empty(n_bins + 1)
+    _prefix(reference, cum_ref)
+    cum_obs = np.empty(n_bins + 1)
+    _prefix(observed, cum_obs)
+    return scan_one(cum_obs, cum_ref, lo, hi, widths, step, False)
+
+
+@njit(parallel=True, cache=True)
 def scan_given(
     observed: np.ndarray,
     reference: np.ndarray,
@@ -205,106 +238,3 @@ def scan_given(
         _prefix(observed[i], cum_obs)
         logp[i], pos[i], width[i] = scan_one(cum_obs, cum_ref, lo, hi, widths, step, prune)
     return logp, pos, width
-
-
-@njit(cache=True)
-def _mix(z: np.uint64) -> np.uint64:
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True)
-def _uniform(state: np.ndarray) -> float:
-    state[0] += _GOLDEN
-    return float(_mix(state[0]) >> _S11) * _INV53
-
-
-@njit(cache=True)
-def poisson_table(expected: np.ndarray) -> np.ndarray:
-    """Per-bin constants of the Poisson samplers (computed once, not per draw)."""
-    table = np.zeros((expected.shape[0], 7))
-    for i in range(expected.shape[0]):
-        lam = expected[i]
-        table[i, 0] = lam
-        if lam <= 0.0:
-            continue
-        if lam < 10.0:
-            table[i, 1] = math.exp(-lam)
-            continue
-        slam = math.sqrt(lam)
-        b = 0.931 + 2.53 * slam
-        table[i, 1] = math.log(lam)
-        table[i, 2] = b
-        table[i, 3] = -0.059 + 0.02483 * b  # a
-        table[i, 4] = math.log(1.1239 + 1.1328 / (b - 3.4))  # log(1/alpha)
-        table[i, 5] = 0.9277 - 3.6224 / (b - 2.0)  # v_r
-        table[i, 6] = -lam
-    return table
-
-
-@njit(cache=True)
-def _poisson(row: np.ndarray, state: np.ndarray) -> float:
-    """One Poisson draw: multiplication method below 10, PTRS (Hörmann 1993) above."""
-    lam = row[0]
-    if lam <= 0.0:
-        return 0.0
-    if lam < 10.0:
-        limit = row[1]
-        count = 0.0
-        prod = _uniform(state)
-        while prod > limit:
-            prod *= _uniform(state)
-            count += 1.0
-        return count
-    loglam = row[1]
-    b = row[2]
-    a = row[3]
-    log_invalpha = row[4]
-    vr = row[5]
-    while True:
-        u = _uniform(state) - 0.5
-        v = _uniform(state)
-        us = 0.5 - abs(u)
-        k = math.floor((2.0 * a / us + b) * u + lam + 0.43)
-        if us >= 0.07 and v <= vr:
-            return k
-        if k < 0.0 or (us < 0.013 and v > us):
-            continue
-        if math.log(v) + log_invalpha - math.log(a / (us * us) + b) <= row[
-            6
-        ] + k * loglam - math.lgamma(k + 1.0):
-            return k
-
-
-@njit(cache=True)
-def pseudo_histogram(table: np.ndarray, seed: int, index: int, out: np.ndarray) -> None:
-    """Fill ``out`` with pseudo-experiment ``index`` from stream ``(seed, index)``.
-
-    ``table`` is :func:`poisson_table` of the expected counts.
-    """
-    state = np.empty(1, dtype=np.uint64)
-    state[0] = _mix(_mix(np.uint64(seed) + _GOLDEN) + np.uint64(index))
-    for i in range(table.shape[0]):
-        out[i] = _poisson(table[i], state)
-
-
-@njit(parallel=True)
-def scan_pseudo_counter(
-    reference: np.ndarray, seed: int, n_pseudo: int, lo: int, hi: int, widths: np.ndarray, step: int
-) -> np.ndarray:
-    """Draw and scan ``n_pseudo`` pseudo-histograms; returns their minimum ``log p``."""
-    n_bins = reference.shape[0]
-    cum_ref = np.empty(n_bins + 1)
-    _prefix(reference, cum_ref)
-    table = poisson_table(reference)
-    logp = np.empty(n_pseudo)
-    n_chunks = min(n_pseudo, 256)
-    for c in prange(n_chunks):
-        hist = np.empty(n_bins)
-        cum_obs = np.empty(n_bins + 1)
-        for i in range(c * n_pseudo // n_chunks, (c + 1) * n_pseudo // n_chunks):
-            pseudo_histogram(table, seed, i, hist)
-            _prefix(hist, cum_obs)
-            logp[i] = scan_one(cum_obs, cum_ref, lo, hi, widths, step, True)[0]
-    return logp

@@ -9,14 +9,17 @@ background-only pseudo-experiments (Poisson around the expected histogram) whose
 
 Numerically the scan follows pyBumpHunter 0.5.1 (``BumpHunter1D`` with ``mode="excess"``,
 no side-bands) exactly: same scan range, same window counts, same p-value function, same
-tie-breaking — see :mod:`offline.bumphunt._kernels`. It is compiled with numba and runs
-the pseudo-experiments in parallel.
+tie-breaking — see :mod:`offline.bumphunt._kernels`. It is compiled with numba (cached
+on disk) and runs the pseudo-experiments in parallel. Pseudo-experiments are scanned
+through per-window lookup tables of the p-value (:mod:`offline.bumphunt._lookup`), with
+the same result as the exhaustive scan.
 
 Pseudo-data policies (``seed_policy``):
 
 * ``"counter"`` (default): pseudo-experiment ``i`` is drawn inside the compiled loop from
-  its own counter-based stream ``(seed, i)``; same seed, same numbers, whatever the
-  number of threads.
+  its own counter-based stream ``(seed, i)`` (alias tables per bin, see
+  :mod:`offline.bumphunt._poisson`); same seed, same numbers, whatever the number of
+  threads.
 * ``"pybumphunter"``: the pseudo-histograms pyBumpHunter itself draws
   (``numpy.random.seed(seed)`` then ``numpy.random.poisson(expected[:, None],
   (n_bins, n_pseudo))``), so both tools give the identical global p-value.
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri_exp
 
-from offline.bumphunt import _kernels
+from offline.bumphunt import _kernels, _lookup, _poisson
 
 __all__ = [
     "BumpHuntResult",
@@ -206,12 +209,10 @@ def scan_histogram(
         msg = f"scan: observed histogram must be 1-D, got shape {obs.shape}"
         raise ValueError(msg)
     lo, hi = _scan_range(ref)
-    logp, pos, width = _kernels.scan_given(
-        obs[None, :], ref, lo, hi, config.widths(), config.scan_step, False
-    )
-    low, w = int(pos[0]), int(width[0])
+    logp, low, w = _kernels.scan_single(obs, ref, lo, hi, config.widths(), config.scan_step)
+    low, w = int(low), int(w)
     return ScanResult(
-        low, w, float(logp[0]), float(obs[low : low + w].sum()), float(ref[low : low + w].sum())
+        low, w, float(logp), float(obs[low : low + w].sum()), float(ref[low : low + w].sum())
     )
 
 
@@ -228,11 +229,7 @@ def pseudo_histograms(
     if seed_policy == "pybumphunter":
         rng = np.random.RandomState(seed)  # noqa: NPY002 - the legacy stream pyBumpHunter uses
         return rng.poisson(lam=ref[:, None], size=(ref.size, n_pseudo)).T.astype(np.float64)
-    table = _kernels.poisson_table(ref)
-    out = np.empty((n_pseudo, ref.size))
-    for i in range(n_pseudo):
-        _kernels.pseudo_histogram(table, seed, i, out[i])
-    return out
+    return _poisson.pseudo_histograms(ref, int(seed), int(n_pseudo))
 
 
 def _check_policy(seed_policy: str) -> None:
@@ -275,11 +272,11 @@ def bump_hunt(
     if n_pseudo == 0:
         t_pseudo = np.empty(0)
     elif seed_policy == "counter":
-        t_pseudo = -_kernels.scan_pseudo_counter(
+        t_pseudo = -_lookup.scan_pseudo_counter(
             ref, int(seed), int(n_pseudo), lo, hi, widths, config.scan_step
         )
     else:
         pseudo = pseudo_histograms(ref, n_pseudo, seed, seed_policy)
-        t_pseudo = -_kernels.scan_given(pseudo, ref, lo, hi, widths, config.scan_step, True)[0]
+        t_pseudo = -_lookup.scan_counts(pseudo, ref, lo, hi, widths, config.scan_step)[0]
     n_exceeding = int(np.count_nonzero(t_pseudo >= scan.test_statistic))
     return BumpHuntResult(scan, t_pseudo, n_exceeding)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.special import gammainc
 
-from offline.bumphunt import _kernels
+from offline.bumphunt import _kernels, _lookup, _poisson
 from offline.bumphunt.histogram import MassBinning
 from offline.bumphunt.scan import ScanConfig, bump_hunt, pseudo_histograms, scan_histogram
 
@@ -101,11 +101,92 @@ def test_pruned_scan_equals_exhaustive_scan() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize(
+    "background",
+    [
+        BACKGROUND,  # int32 prefix sums, every window in its table
+        BACKGROUND * 50.0,  # PTRS bins above 1e5: int64 prefix sums
+        np.r_[1e-9, 1e-6, 0.0, 0.02, np.full(8, 0.3)],  # tiny counts, empty bin
+        np.full(12, 4e10),  # tables too large: pruned exact scan
+    ],
+    ids=["int32", "int64", "tiny", "huge"],
+)
+def test_lookup_scan_equals_exhaustive_scan(background: np.ndarray) -> None:
+    n_bins = background.size
+    widths = np.arange(2, min(7, n_bins), dtype=np.int64)
+    lo = int(np.flatnonzero(background)[0])
+    hi = int(np.flatnonzero(background)[-1]) + 1
+    pseudo = pseudo_histograms(background, 1500, seed=4)
+    full = _kernels.scan_given(pseudo, background, lo, hi, widths, 1, False)
+    lookup = _lookup.scan_counts(pseudo, background, lo, hi, widths, 1)
+    for a, b in zip(full, lookup, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the fused kernel draws exactly pseudo_histograms' numbers
+    fused = _lookup.scan_pseudo_counter(background, 4, 1500, lo, hi, widths, 1)
+    np.testing.assert_array_equal(fused, full[0])
+
+
+def test_lookup_scan_resolves_near_ties_exactly() -> None:
+    # two identical halves: windows with the same p-value in every pseudo-experiment
+    background = np.r_[BACKGROUND[:20], BACKGROUND[:20]]
+    widths = ScanConfig().widths()
+    pseudo = pseudo_histograms(background, 500, seed=8)
+    pseudo[:, 20:] = pseudo[:, :20]
+    full = _kernels.scan_given(pseudo, background, 0, 40, widths, 1, False)
+    lookup = _lookup.scan_counts(pseudo, background, 0, 40, widths, 1)
+    for a, b in zip(full, lookup, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_pvalue_tables_match_gammainc() -> None:
+    cum_ref = np.r_[0.0, np.cumsum(BACKGROUND)]
+    widths = ScanConfig().widths()
+    start, stop, shift, first, last, table, expected = _lookup.window_tables(
+        cum_ref, 0, 50, widths, 1
+    )
+    worst = 0.0
+    for j in range(start.size):
+        n = np.arange(first[j] + 1, last[j]) - shift[j]
+        exact = gammainc(n.astype(float), expected[j])
+        assert table[first[j]] == 1.0
+        assert table[last[j]] == 0.0
+        assert np.all(n > expected[j])
+        worst = max(worst, float(np.max(np.abs(table[first[j] + 1 : last[j]] / exact - 1))))
+    assert worst < _lookup.RELATIVE_MARGIN / 100
+
+
 def test_counter_pseudo_data_are_poisson() -> None:
-    lam = np.array([0.5, 3.0, 25.0, 800.0])
+    lam = np.array([0.5, 3.0, 25.0, 800.0, 3e5])  # alias tables, PTRS for the last
     draws = pseudo_histograms(lam, 20000, seed=9)
     np.testing.assert_allclose(draws.mean(axis=0), lam, rtol=0.05)
     np.testing.assert_allclose(draws.var(axis=0), lam, rtol=0.06)
+    assert np.all(draws == np.round(draws))
+
+
+@pytest.mark.parametrize("lam", [0.05, 3.0, 47.5, 2500.0])
+def test_alias_sampler_frequencies(lam: float) -> None:
+    from scipy.stats import chisquare, poisson
+
+    draws = pseudo_histograms(np.array([lam]), 200_000, seed=5)[:, 0].astype(int)
+    edges = np.unique(np.r_[0, poisson.ppf(np.linspace(0.02, 0.98, 25), lam), 1e9].astype(int))
+    observed = np.histogram(draws, edges)[0]
+    expected = np.diff(poisson.cdf(edges - 1, lam)) * draws.size
+    expected *= observed.sum() / expected.sum()
+    assert chisquare(observed, expected).pvalue > 1e-4
+
+
+def test_alias_tables_cover_the_distribution() -> None:
+    ptrs, offset, size, low, prob, alias = _poisson.poisson_sampler(np.array([0.0, 0.7, 9e4, 2e5]))
+    assert (size[0], low[0]) == (1, 0)
+    assert size[3] == 0  # PTRS
+    from scipy.stats import poisson
+
+    for k, lam in ((1, 0.7), (2, 9e4)):
+        lo, hi = low[k], low[k] + size[k] - 1
+        assert poisson.cdf(lo - 1, lam) + poisson.sf(hi, lam) < 1e-17
+        table = slice(offset[k], offset[k + 1])
+        assert np.all((prob[table] > 0) & (prob[table] <= 1))
+        assert np.all((alias[table] >= lo) & (alias[table] <= hi))
 
 
 def test_tail_bounds_bracket_exact_pvalue() -> None:
