@@ -275,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="use this broker instead of starting tansu")
     parser.add_argument("--events", type=int, default=10_000_000, help="events in the Arrow run")
     parser.add_argument("--per-message", type=int, default=20_000, help="events per Arrow message")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of the Arrow run (one producer process and consumer thread each)")
+    parser.add_argument("--untuned", action="store_true", help="library default fetch/producer settings")
     parser.add_argument("--json-events", type=int, default=200_000, help="events in the JSON run")
     parser.add_argument("--showers", type=int, default=100_000, help="showers in the shower run")
     parser.add_argument("--showers-per-message", type=int, default=1000, help="showers per message")
@@ -285,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if bootstrap is None:
         broker, bootstrap = _start_tansu()
     try:
-        arrow = run("events", bootstrap, args.events, args.per_message)
+        arrow = run("events", bootstrap, args.events, args.per_message, partitions=args.partitions, tuned=not args.untuned)
         plain = run("json", bootstrap, args.json_events, args.per_message)
         showers = run("showers", bootstrap, args.showers, args.showers_per_message, args.cells)
     finally:
