@@ -25,12 +25,39 @@ from offline.bumphunt.errors import BumpHuntError
 __all__ = ["group_snapshots", "member_identity", "shard_key"]
 
 
+# Settings that legitimately differ between the shards of one ensemble: each shard has its
+# own member seed, consumer group and device (arXiv 2202.09375's ensemble split across
+# trainer processes).
+_PER_SHARD_KEYS = ("seed", "device", "kafka")
+
+
+def _shared_config(config: Any) -> Any:
+    if not isinstance(config, Mapping):
+        return config
+    shared = {k: v for k, v in config.items() if k not in _PER_SHARD_KEYS}
+    model = shared.get("model")
+    if isinstance(model, Mapping) and isinstance(model.get("hyperparameters"), Mapping):
+        hyper = {k: v for k, v in model["hyperparameters"].items() if k != "seed"}
+        shared["model"] = {**model, "hyperparameters": hyper}
+    return shared
+
+
 def shard_key(manifest: Mapping[str, Any]) -> str:
-    """What shards of one ensemble share: model kind, run configuration, events seen."""
+    """What shards of one ensemble share: model kind and hyperparameters, the run
+    configuration less its per-shard settings (seed, device, Kafka consumer), events seen.
+
+    Example:
+        >>> a = {"model_kind": "f", "config": {"seed": 1, "buffer": {"size": 5}}, "events_seen": 9}
+        >>> b = {"model_kind": "f", "config": {"seed": 2, "buffer": {"size": 5}}, "events_seen": 9}
+        >>> shard_key(a) == shard_key(b)
+        True
+    """
+    hyper = {k: v for k, v in (manifest.get("hyperparameters") or {}).items() if k != "seed"}
     return json.dumps(
         {
             "model_kind": manifest.get("model_kind"),
-            "config": manifest.get("config"),
+            "hyperparameters": hyper,
+            "config": _shared_config(manifest.get("config")),
             "events_seen": manifest.get("events_seen"),
         },
         sort_keys=True,

@@ -46,11 +46,6 @@ store_events = true
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="offline.bumphunt.merge.shard_key compares the whole run config, which holds the "
-    "per-shard seed and kafka.group_id, so shards are never pooled (fix belongs in offline/)",
-)
 def test_two_trainers_in_separate_groups_merge_into_one_ensemble(
     kafka_broker: str, tmp_path: Path
 ) -> None:
