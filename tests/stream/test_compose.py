@@ -57,7 +57,8 @@ def test_compose_structure() -> None:
     assert "healthcheck" in kafka
     for name in ("topics", "replay", "trainer", "trainer-gpu"):
         assert services[name]["depends_on"]["kafka"]["condition"] == "service_healthy", name
-        assert services[name]["build"] == "."
+        build = services[name]["build"]
+        assert (build if isinstance(build, str) else build["context"]) == "."
     for name in ("replay", "trainer", "trainer-gpu"):
         assert (
             services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
@@ -67,15 +68,15 @@ def test_compose_structure() -> None:
     gpu = services["trainer-gpu"]
     assert gpu["profiles"] == ["gpu"]
     assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert "/whl/cu" in gpu["build"]["args"]["TORCH_INDEX"]  # a CUDA build of torch for the GPU image
     assert "python -m emulator run" in services["trainer"]["command"]
     assert "--bootstrap kafka:9092" in services["trainer"]["command"]
 
 
 def test_dockerfile_installs_cpu_torch_then_the_kafka_extra() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    torch_line = text.index(
-        "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
-    )
+    assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text  # CPU wheels by default
+    torch_line = text.index("pip install torch==2.13.0 --index-url ${TORCH_INDEX}")
     assert torch_line < text.index('pip install ".[kafka]"')
 
 
