@@ -10,4 +10,5 @@ from __future__ import annotations
 
 __all__ = ["SCHEMA_VERSION"]
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+"""Version of the wire schemas in :mod:`stream.schema` (2: event features are float32)."""

@@ -2,9 +2,14 @@
 
 Two kinds exist:
 
-* ``events``: flat feature records. Column ``event_id`` (uint64) plus float64 feature
+* ``events``: flat feature records. Column ``event_id`` (uint64) plus float32 feature
   columns (units are stated per column in the field metadata, e.g. ``mass`` is in the
-  toy's dimensionless mass units, ``mjj`` in TeV).
+  toy's dimensionless mass units, ``mjj`` in TeV). Features are float32 because
+  trigger-level quantities carry no more precision than that (CMS NanoAOD stores them as
+  ``Float_t``) and the buffer trains on float32 anyway; it makes an event 28 bytes on
+  the wire instead of 48, and bytes through the client and broker are what limit the
+  stream. Sources cast their features to float32 (a generator computes in float64 and
+  casts); consumers that need float64 (the trigger menu) cast after decoding.
 * ``showers``: sparse calorimeter images. ``event_id`` (uint64), ``incident_energy``
   (float32, GeV), ``cell_index`` (list<int32>, flat C-order index into the grid) and
   ``cell_energy`` (list<float32>, MeV). The grid shape ``(layers, x, y)`` lives in the
@@ -26,6 +31,7 @@ from stream.errors import SchemaError
 
 __all__ = [
     "EVENT_ID",
+    "FEATURE_TYPE",
     "event_schema",
     "feature_columns",
     "grid_shape_of",
@@ -35,10 +41,12 @@ __all__ = [
 ]
 
 EVENT_ID = "event_id"
+FEATURE_TYPE = pa.float32()
+"""Arrow type of every event feature column (see the module docstring for why float32)."""
 
 
 def event_schema(columns: Sequence[str], units: Mapping[str, str] | None = None) -> pa.Schema:
-    """Schema of an event topic: ``event_id`` then one float64 column per feature.
+    """Schema of an event topic: ``event_id`` (uint64) then one float32 column per feature.
 
     Args:
         columns: feature column names, in order.
@@ -50,6 +58,8 @@ def event_schema(columns: Sequence[str], units: Mapping[str, str] | None = None)
     Example:
         >>> event_schema(["mass"]).names
         ['event_id', 'mass']
+        >>> event_schema(["mass"]).field("mass").type
+        DataType(float)
     """
     if not columns:
         msg = "an event schema needs at least one feature column"
@@ -58,7 +68,7 @@ def event_schema(columns: Sequence[str], units: Mapping[str, str] | None = None)
     fields = [pa.field(EVENT_ID, pa.uint64(), nullable=False)]
     for name in columns:
         meta = {b"unit": units[name].encode()} if name in units else None
-        fields.append(pa.field(name, pa.float64(), nullable=False, metadata=meta))
+        fields.append(pa.field(name, FEATURE_TYPE, nullable=False, metadata=meta))
     return pa.schema(fields, metadata={b"kind": b"events", b"schema_version": SCHEMA_VERSION.encode()})
 
 

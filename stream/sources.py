@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from stream.errors import SourceError
-from stream.schema import EVENT_ID
+from stream.schema import EVENT_ID, FEATURE_TYPE
 from stream.source import Source
 
 __all__ = ["ParquetSource", "open_source", "register_source", "source_kinds"]
@@ -88,7 +89,10 @@ class ParquetSource:
     """Replays an event Parquet file in batches (streamed by row group, never loaded whole).
 
     The file must hold an ``event_id`` column; every other numeric column becomes a
-    float64 feature.
+    float32 feature (the event schema's feature type): float64 values are rounded to the
+    nearest float32, integers above 2**24 too. A finite value too large for float32
+    raises :class:`stream.errors.SourceError` naming the column and the value, rather
+    than turning into infinity.
     """
 
     def __init__(self, path: str | Path, batch_size: int = 20_000) -> None:
@@ -110,6 +114,17 @@ class ParquetSource:
         if file_schema.metadata and b"kind" in file_schema.metadata:
             self.schema = self.schema.with_metadata({**(file_schema.metadata or {}), **(self.schema.metadata or {})})
 
+    def _feature(self, column: pa.Array, name: str) -> pa.Array:
+        """``column`` cast to the feature type; raises if a finite value overflows it."""
+        cast = pc.cast(column, FEATURE_TYPE, safe=False)
+        if pa.types.is_floating(column.type) and column.type.bit_width > FEATURE_TYPE.bit_width:
+            overflow = pc.and_(pc.is_finite(column), pc.invert(pc.is_finite(cast)))
+            if pc.any(overflow).as_py():
+                value = column.filter(overflow)[0].as_py()
+                msg = f"parquet: {str(self.path)!r} column {name!r} holds {value!r}, outside the float32 range of event features"
+                raise SourceError(msg)
+        return cast
+
     def batches(self, start_event: int = 0) -> Iterator[pa.RecordBatch]:
         """Yield batches from event row ``start_event``."""
         seen = 0
@@ -122,7 +137,7 @@ class ParquetSource:
                 batch = batch.slice(start_event - seen)
             seen += n
             arrays = [batch.column(EVENT_ID).cast(pa.uint64())]
-            arrays += [batch.column(name).cast(pa.float64()) for name in self.schema.names[1:]]
+            arrays += [self._feature(batch.column(name), name) for name in self.schema.names[1:]]
             yield pa.RecordBatch.from_arrays(arrays, schema=self.schema)
 
 

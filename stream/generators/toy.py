@@ -5,7 +5,9 @@ with probability λ, so the signal count fluctuates (binomially) as in real data
 is in the dimensionless units of the paper (the bump sits at m = 1).
 
 Events are generated in fixed chunks, chunk k seeded by ``(seed, k)``, so the stream is
-identical however it is cut into batches and can restart at any event number.
+identical however it is cut into batches and can restart at any event number. Masses are
+drawn in float64 and cast to float32, the feature type of the event schema
+(:mod:`stream.schema`); the cast is deterministic, so the same seed gives the same bits.
 """
 
 from __future__ import annotations
@@ -64,7 +66,13 @@ def toy_spectrum_chunk(config: ToySpectrumConfig, chunk: int) -> tuple[np.ndarra
     """Masses and signal flags of chunk ``chunk`` (events ``chunk*CHUNK`` onwards).
 
     Returns:
-        ``(mass, is_signal)``, float64 arrays of length ``CHUNK``.
+        ``(mass, is_signal)``, float32 arrays of length ``CHUNK`` (the values the stream
+        carries; the mass is drawn in float64, then cast).
+
+    Example:
+        >>> mass, is_signal = toy_spectrum_chunk(ToySpectrumConfig(seed=1), 0)
+        >>> mass.dtype, is_signal.dtype, mass.size
+        (dtype('float32'), dtype('float32'), 20000)
     """
     rng = np.random.Generator(np.random.PCG64([config.seed, chunk]))
     is_signal = rng.random(CHUNK) < config.signal_fraction
@@ -73,14 +81,14 @@ def toy_spectrum_chunk(config: ToySpectrumConfig, chunk: int) -> tuple[np.ndarra
     mass = np.where(is_signal, signal, background)
     # A Gaussian signal can reach m < 0 only for absurd settings; reflect to keep m >= 0.
     mass = np.abs(mass)
-    return mass, is_signal.astype(np.float64)
+    return mass.astype(np.float32), is_signal.astype(np.float32)
 
 
 class ToySpectrumSource:
     """Seeded toy spectrum as a :class:`stream.source.Source`.
 
-    Columns: ``event_id``, ``mass`` (dimensionless mass units), ``is_signal`` (truth, 0/1;
-    never used for training).
+    Columns: ``event_id`` (uint64), ``mass`` (float32, dimensionless mass units),
+    ``is_signal`` (float32 truth flag, 0/1; never used for training).
 
     Example:
         >>> src = ToySpectrumSource(ToySpectrumConfig(n_events=5, seed=1))
@@ -104,8 +112,8 @@ class ToySpectrumSource:
         while total is None or event < total:
             n = cfg.batch_size if total is None else min(cfg.batch_size, total - event)
             ids = np.arange(event, event + n, dtype=np.uint64)
-            mass = np.empty(n)
-            flag = np.empty(n)
+            mass = np.empty(n, dtype=np.float32)
+            flag = np.empty(n, dtype=np.float32)
             filled = 0
             while filled < n:
                 chunk, within = divmod(event + filled, CHUNK)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pyarrow as pa
 
+from stream import SCHEMA_VERSION
 from stream.codec import Headers, encode_batch
 from stream.schema import event_schema, shower_schema
 
@@ -28,10 +29,10 @@ SHOWERS = shower_schema(GRID, "test")
 
 
 def event_batch(first_id: int, n: int, schema: pa.Schema = EVENTS, seed: int = 0) -> pa.RecordBatch:
-    """``n`` events with ids ``first_id ...``, five float64 features."""
+    """``n`` events with ids ``first_id ...``, five float32 features."""
     rng = np.random.default_rng([seed, first_id])
     arrays = [pa.array(np.arange(first_id, first_id + n, dtype=np.uint64))]
-    arrays += [pa.array(rng.normal(size=n)) for _ in schema.names[1:]]
+    arrays += [pa.array(rng.normal(size=n).astype(np.float32)) for _ in schema.names[1:]]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
@@ -67,7 +68,7 @@ def _truncated(rng: np.random.Generator) -> tuple[bytes, Headers]:
 
 def _bad_version(rng: np.random.Generator) -> tuple[bytes, Headers]:
     batch = event_batch(0, 5)
-    version = str(int(rng.integers(2, 99))).encode()
+    version = str(int(rng.integers(int(SCHEMA_VERSION) + 1, 99))).encode()
     schema = batch.schema.with_metadata({**batch.schema.metadata, b"schema_version": version})
     value, headers = encode_batch(pa.RecordBatch.from_arrays(batch.columns, schema=schema))
     return value, headers
@@ -82,10 +83,10 @@ def _wrong_types(rng: np.random.Generator) -> tuple[bytes, Headers]:
     batch = event_batch(0, 5)
     column = int(rng.integers(1, len(FEATURES) + 1))
     fields = list(batch.schema)
-    fields[column] = pa.field(fields[column].name, pa.float32(), nullable=False)
+    fields[column] = pa.field(fields[column].name, pa.float64(), nullable=False)
     schema = pa.schema(fields, metadata=batch.schema.metadata)
     arrays = list(batch.columns)
-    arrays[column] = arrays[column].cast(pa.float32())
+    arrays[column] = arrays[column].cast(pa.float64())
     return encode_batch(pa.RecordBatch.from_arrays(arrays, schema=schema))
 
 

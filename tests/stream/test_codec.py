@@ -98,6 +98,21 @@ def test_kind_mismatch_is_wrong_types() -> None:
     assert info.value.reason == "wrong_types"
 
 
+def test_event_features_are_float32_and_float64_is_wrong_types() -> None:
+    assert all(EVENTS.field(name).type == pa.float32() for name in EVENTS.names[1:])
+    assert EVENTS.field("event_id").type == pa.uint64()
+    batch = event_batch(0, 4)
+    wide = pa.schema(
+        [pa.field(f.name, pa.float64() if f.name != "event_id" else f.type, nullable=False) for f in EVENTS],
+        metadata=EVENTS.metadata,
+    )
+    value, headers = encode_batch(batch.cast(wide))
+    for expected in (EVENTS, None):
+        with pytest.raises(MalformedMessage, match="column 'f0' has type double, expected float") as info:
+            decode_message(value, headers, expected)
+        assert info.value.reason == "wrong_types"
+
+
 def test_other_feature_columns_are_wrong_types() -> None:
     other = event_schema(["mass"])
     value, headers = encode_batch(event_batch(0, 4, schema=other))
@@ -108,11 +123,11 @@ def test_other_feature_columns_are_wrong_types() -> None:
 
 def test_nulls_are_wrong_types() -> None:
     schema = pa.schema(
-        [pa.field("event_id", pa.uint64()), pa.field("f", pa.float64())],
+        [pa.field("event_id", pa.uint64()), pa.field("f", pa.float32())],
         metadata=event_schema(["f"]).metadata,
     )
     batch = pa.RecordBatch.from_arrays(
-        [pa.array([1, 2], pa.uint64()), pa.array([1.0, None])], schema=schema
+        [pa.array([1, 2], pa.uint64()), pa.array([1.0, None], pa.float32())], schema=schema
     )
     with pytest.raises(MalformedMessage, match="null") as info:
         decode_message(*encode_batch(batch), event_schema(["f"]))

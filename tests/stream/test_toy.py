@@ -67,6 +67,37 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     assert resumed.column("event_id").to_pylist() == list(range(12_345, 50_000))
 
 
+def test_toy_features_are_float32_drawn_in_float64() -> None:
+    batch = next(ToySpectrumSource(ToySpectrumConfig(n_events=20_000, seed=7)).batches())
+    assert batch.schema.field("event_id").type == pa.uint64()
+    assert batch.schema.field("mass").type == pa.float32()
+    assert batch.schema.field("is_signal").type == pa.float32()
+    rng = np.random.Generator(np.random.PCG64([7, 0]))
+    is_signal = rng.random(20_000) < 0.005
+    background = rng.exponential(1.0, 20_000)
+    signal = rng.normal(1.0, 0.04, 20_000)
+    expected = np.abs(np.where(is_signal, signal, background)).astype(np.float32)
+    np.testing.assert_array_equal(batch.column("mass").to_numpy(), expected)
+
+
+def test_parquet_float64_and_integer_columns_become_float32(tmp_path: Path) -> None:
+    path = tmp_path / "wide.parquet"
+    table = pa.table(
+        {
+            "event_id": pa.array([0, 1, 2], pa.int64()),
+            "x": pa.array([0.1, -2.5, 3e38]),
+            "n": pa.array([1, 2, 3], pa.int32()),
+        }
+    )
+    pq.write_table(table, path)
+    batch = next(open_source(f"parquet:{path}").batches())
+    assert batch.schema.types == [pa.uint64(), pa.float32(), pa.float32()]
+    np.testing.assert_array_equal(batch.column("x").to_numpy(), np.array([0.1, -2.5, 3e38], np.float32))
+    pq.write_table(table.set_column(1, "x", pa.array([0.1, 1e39, 2.0])), path)
+    with pytest.raises(SourceError, match=r"column 'x' holds 1e\+39, outside the float32 range"):
+        list(open_source(f"parquet:{path}").batches())
+
+
 @pytest.mark.parametrize(
     ("spec", "options", "needle"),
     [
