@@ -1,7 +1,8 @@
 """Turn record batches into what the trigger and the buffer need, per topic kind.
 
-Events: the trigger sees every feature column as float64; the buffer stores them as
-float32. Showers: the trigger sees ``incident_energy`` (GeV) and the hit count; the
+Events: features arrive as float32 (the event schema's feature type); the trigger sees
+every feature column cast to float64 (its kernel computes in float64), the buffer stores
+them as float32 without a conversion. Showers: the trigger sees ``incident_energy`` (GeV) and the hit count; the
 buffer gets dense ``(L, X, Y)`` float32 images (MeV), built only for accepted rows.
 """
 
@@ -44,13 +45,15 @@ class EventAdapter:
         self.layout: ColumnLayout = {c: ((), np.float32) for c in self.columns}
 
     def trigger_columns(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
-        """Feature columns as float64 arrays."""
-        return {c: batch.column(c).to_numpy(zero_copy_only=False) for c in self.columns}
+        """Feature columns as float64 arrays (cast from the float32 wire values)."""
+        return {c: batch.column(c).to_numpy(zero_copy_only=False).astype(np.float64) for c in self.columns}
 
     def rows(self, batch: pa.RecordBatch, indices: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Selected rows as float32 columns."""
         ids = _ids(batch)[indices]
-        return ids, {c: batch.column(c).to_numpy(zero_copy_only=False)[indices].astype(np.float32) for c in self.columns}
+        return ids, {
+            c: batch.column(c).to_numpy(zero_copy_only=False)[indices].astype(np.float32, copy=False) for c in self.columns
+        }
 
 
 class ShowerAdapter:
