@@ -3,7 +3,9 @@
 Stored events are the Parquet file(s) a classical trigger would have written beside the
 snapshot (``Snapshot.stored_events_path``: one file, or a directory of ``part-*.parquet``
 written per buffer), with columns ``event_id``, ``mass`` and ``is_signal``. They are read
-in storage order (parts sorted by name), the order a prescale counter sees them.
+in storage order (parts sorted by name), the order a prescale counter sees them. Features
+are float32 on the stream (schema version 2) and float64 in parts written before; every
+part is cast to float64 on reading, so both kinds mix in one directory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ __all__ = ["find_config_value", "null_masses", "read_stored_events"]
 
 def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.ndarray]:
     """Read ``column`` (and ``is_signal`` if present) of the stored events, in storage order.
+
+    Returns:
+        ``{column: values}`` (and ``is_signal``), float64 arrays whatever the stored type.
 
     Raises:
         BumpHuntError: missing path, no Parquet parts, missing column, unreadable file.
@@ -47,16 +52,15 @@ def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.n
             if column not in wanted:
                 msg = f"stored events {str(part)!r} have no column {column!r} (columns: {schema.names})"
                 raise BumpHuntError(msg)
-            tables.append(pq.read_table(part, columns=wanted))
+            table = pq.read_table(part, columns=wanted)
+            tables.append(table.cast(pa.schema([pa.field(c, pa.float64()) for c in table.column_names])))
         except (OSError, pa.ArrowException) as err:
             msg = f"stored events {str(part)!r} are unreadable: {err}"
             raise BumpHuntError(msg) from err
     table = pa.concat_tables(tables, promote_options="default")
-    out = {column: table.column(column).to_numpy(zero_copy_only=False).astype(np.float64)}
+    out = {column: table.column(column).to_numpy(zero_copy_only=False)}
     if "is_signal" in table.column_names:
-        out["is_signal"] = (
-            table.column("is_signal").to_numpy(zero_copy_only=False).astype(np.float64)
-        )
+        out["is_signal"] = table.column("is_signal").to_numpy(zero_copy_only=False)
     return out
 
 
@@ -91,7 +95,7 @@ def null_masses(
     :mod:`stream.generators.toy` with ``signal_fraction=0`` and the run's slope.
 
     Returns:
-        ``(masses, description)``.
+        ``(masses, description)``; masses are float64 (the toy's float32 stream values).
     """
     if stored is not None and "is_signal" in stored:
         keep = stored["is_signal"] == 0
@@ -101,5 +105,5 @@ def null_masses(
     slope = find_config_value(config, "slope") or 1.0
     toy = ToySpectrumConfig(slope=float(slope), signal_fraction=0.0, seed=int(seed))
     chunks = [toy_spectrum_chunk(toy, k)[0] for k in range(-(-n_events // CHUNK))]
-    masses = np.concatenate(chunks)[:n_events] if chunks else np.empty(0)
+    masses = np.concatenate(chunks)[:n_events].astype(np.float64) if chunks else np.empty(0)
     return masses, f"toy background (slope {float(slope)}, signal_fraction 0, seed {seed})"
