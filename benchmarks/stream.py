@@ -4,7 +4,8 @@ Three runs, each with the producer in its own process and the consumer (KafkaTra
 which decodes and validates every message) in this one, running concurrently; the clock
 runs from the producer's first send to the consumer's last event:
 
-* events: five float64 features + ``event_id``, 20 000 events per Arrow IPC message;
+* events: five float32 features + ``event_id`` (uint64), 28 bytes an event
+  (``stream.schema.event_schema``), 20 000 events per Arrow IPC message;
 * JSON baseline: the same records, one JSON message per event (kafka-python consumer,
   ``json.loads`` per message);
 * showers: synthetic sparse showers (``stream.schema.shower_schema``, 30x30x30 grid).
@@ -128,7 +129,7 @@ def _produce(
 
     producer = make_producer(bootstrap, **(settings or {"linger_ms": 2}))
     rng = np.random.default_rng(0)
-    features = rng.normal(size=(len(FEATURES), per_message))
+    features = rng.normal(size=(len(FEATURES), per_message)).astype(np.float32)
     shower_pool = _shower_batch(0, per_message, cells, rng) if kind == "showers" else None
     go.wait()
     sent = 0
