@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -76,9 +77,8 @@ def run_benchmark(
     def batched_step() -> None:
         weights = bootstrap.weights(batch_size)
         loss = (weights * maf.log_prob(data)).sum(dim=1).div_(-batch_size).sum()
-        optimizer.zero_grad(set_to_none=False)
-        loss.backward()
-        maf.mask_gradient()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # BatchedMAF's backward pass also masks the weight gradients
         optimizer.step()
 
     flows = [
@@ -181,8 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         device=args.device,
         sample_events=args.sample,
     )
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     print(
-        f"device {args.device}, threads {torch.get_num_threads()}, {args.members} members, batch {args.batch_size}"
+        f"device {args.device}, threads {torch.get_num_threads()}, {args.members} members, batch {args.batch_size}, "
+        f"load average {load}"
     )
     print(f"{'implementation':<28}{'ms/step (median)':>18}{'member-steps/s':>18}")
     print(

@@ -17,6 +17,11 @@ normal. Weights are initialised like ``torch.nn.Linear`` and masked; masked entr
 kept at exactly zero (their gradients are masked), so no mask multiply is needed in the
 forward pass.
 
+:meth:`BatchedMAF.transform` and :meth:`BatchedMAF.log_prob` run all blocks as one
+autograd function with a hand-written backward pass that also masks the weight
+gradients (:mod:`models.flows.fused_transform`); the activations of a training step live
+in buffers reused from step to step.
+
 Each layer of each block is one parameter with a leading member dimension (``(M, out,
 in)`` weights, ``(M, out)`` biases), so autograd never has to scatter gradients into a
 larger tensor, and the fused Adam updates them all in one kernel. For averaging and
@@ -38,12 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.flows.fused_transform import SCALE_EPSILON, WorkspacePool, fused_transform
 from models.flows.made import made_masks
 
 __all__ = ["SCALE_EPSILON", "BatchedMAF"]
-
-SCALE_EPSILON = 1e-3
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 def _check_positive(name: str, value: object, minimum: int = 1) -> int:
@@ -122,6 +125,7 @@ class BatchedMAF(nn.Module):
         for i, (name, _) in enumerate(self._slots):
             if name in layer_mask:
                 self.register_buffer(f"mask_{i}", layer_mask[name].expand(m, -1, -1).contiguous(), persistent=False)
+        self._workspaces = WorkspacePool()  # activation buffers reused between training steps
         self.reset_parameters(generator)
 
     def extra_repr(self) -> str:
@@ -136,8 +140,16 @@ class BatchedMAF(nn.Module):
         """Number of weights of all members together (length of the flat vector)."""
         return self._size
 
+    def _live_layers(self) -> list[nn.Parameter]:
+        # Same as list(self.layers), without ParameterList's per-item __getitem__ (~40 µs a call).
+        return list(self.layers._parameters.values())  # type: ignore[arg-type]
+
+    def _masks(self) -> list[torch.Tensor | None]:
+        """The gradient mask of every entry of :attr:`layers` (None for biases)."""
+        return [self._buffers.get(f"mask_{i}") for i in range(len(self.layers))]
+
     def _masked(self) -> list[tuple[nn.Parameter, torch.Tensor]]:
-        return [(p, getattr(self, f"mask_{i}")) for i, p in enumerate(self.layers) if hasattr(self, f"mask_{i}")]
+        return [(p, mask) for p, mask in zip(self._live_layers(), self._masks(), strict=True) if mask is not None]
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Views of a flat vector shaped as in :attr:`shapes`."""
@@ -200,13 +212,18 @@ class BatchedMAF(nn.Module):
         self.load_flat(flat)
 
     def mask_gradient(self) -> None:
-        """Zero the gradient of masked weights (call after ``backward``, before the step)."""
+        """Zero the gradient of masked weights.
+
+        Gradients that reach the weights through :meth:`transform` or :meth:`log_prob`
+        are masked by their backward pass already; call this (after ``backward``, before
+        the step) when a loss also touches the weights some other way, e.g. a penalty.
+        """
         pairs = [(p.grad, mask) for p, mask in self._masked() if p.grad is not None]
         if pairs:
             torch._foreach_mul_([g for g, _ in pairs], [mask for _, mask in pairs])
 
     def _blocks(self, flat: torch.Tensor | None) -> list[list[torch.Tensor]]:
-        layers = list(self.layers) if flat is None else self.split_flat(flat)
+        layers = self._live_layers() if flat is None else self.split_flat(flat)
         per_block = len(layers) // self.n_blocks
         return [layers[b * per_block : (b + 1) * per_block] for b in range(self.n_blocks)]
 
@@ -231,25 +248,16 @@ class BatchedMAF(nn.Module):
         Returns:
             ``z`` of shape ``(M, N, D)`` and ``log|det dz/dx|`` of shape ``(M, N)``.
         """
-        x = self._expand(x)
-        log_scales = None
-        for block in self._blocks(flat):
-            x = x.flip(-1)
-            h = torch.baddbmm(block[1].unsqueeze(1), x, block[0].mT).relu_()
-            for k in range(2, len(block) - 2, 2):
-                h = torch.baddbmm(block[k + 1].unsqueeze(1), h, block[k].mT).relu_()
-            params = torch.baddbmm(block[-1].unsqueeze(1), h, block[-2].mT)
-            # Contiguous copies: softplus on a strided view is an order of magnitude slower.
-            scale = F.softplus(params[..., 0::2].contiguous()) + SCALE_EPSILON
-            x = torch.addcmul(params[..., 1::2], scale, x)
-            log_scales = scale.log() if log_scales is None else log_scales + scale.log()
-        assert log_scales is not None  # n_blocks >= 1
-        return x, log_scales.sum(-1)
+        z, logabsdet, _ = self._fused(x, flat)
+        return z, logabsdet
 
     def log_prob(self, x: torch.Tensor, flat: torch.Tensor | None = None) -> torch.Tensor:
         """Log-density ``(M, N)`` of ``x`` (``(M, N, D)`` or shared ``(N, D)``) per member."""
-        z, logabsdet = self.transform(x, flat)
-        return logabsdet - 0.5 * (z.square().sum(-1) + self.features * _LOG_2PI)
+        return self._fused(x, flat)[2]
+
+    def _fused(self, x: torch.Tensor, flat: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        layers = self._live_layers() if flat is None else self.split_flat(flat)
+        return fused_transform(self._expand(x), layers, self.n_blocks, self._workspaces, self._masks())
 
     @torch.no_grad()
     def inverse(self, z: torch.Tensor, flat: torch.Tensor | None = None) -> torch.Tensor:

@@ -200,9 +200,8 @@ class OnlineFlowEnsemble:
                     inputs[..., n_columns:].normal_(generator=generator)
                 weights = self.bootstrap.weights(size)
                 member_loss = (weights * self.flow.log_prob(inputs)).sum(dim=1).div_(-size)
-                self.optimizer.zero_grad(set_to_none=False)
-                member_loss.sum().backward()
-                self.flow.mask_gradient()
+                self.optimizer.zero_grad(set_to_none=True)
+                member_loss.sum().backward()  # the flow's backward pass masks the weight gradients
                 self.optimizer.step()
                 steps += 1
                 if last:

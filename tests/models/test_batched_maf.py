@@ -94,3 +94,29 @@ def test_flat_round_trip_and_bad_shapes() -> None:
         maf.log_prob(torch.zeros(5, 4))
     with pytest.raises(ValueError, match="n_blocks"):
         BatchedMAF(2, 3, 0)
+
+
+def test_two_graphs_alive_at_once_get_their_own_activations() -> None:
+    maf = _perturbed(4, 3, 8, 2, members=2)
+    x1, x2 = torch.randn(30, 4), torch.randn(30, 4) * 2
+    reference = []
+    for x in (x1, x2):
+        maf.zero_grad()
+        maf.log_prob(x).sum().backward()
+        reference.append(maf.flatten_layers([p.grad for p in maf.layers]))
+    maf.zero_grad()
+    first, second = maf.log_prob(x1).sum(), maf.log_prob(x2).sum()  # two workspaces in use
+    second.backward()
+    torch.testing.assert_close(maf.flatten_layers([p.grad for p in maf.layers]), reference[1])
+    maf.zero_grad()
+    first.backward()
+    torch.testing.assert_close(maf.flatten_layers([p.grad for p in maf.layers]), reference[0])
+
+
+def test_backward_after_the_activations_were_reused_raises() -> None:
+    maf = _perturbed(2, 2, 8, 2, members=2)
+    loss = maf.log_prob(torch.randn(10, 2)).sum()
+    loss.backward(retain_graph=True)
+    maf.log_prob(torch.randn(10, 2)).sum().backward()  # takes the same workspace back
+    with pytest.raises(RuntimeError, match="overwritten by a later forward pass"):
+        loss.backward()
