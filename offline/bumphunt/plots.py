@@ -9,14 +9,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec
 
 import numpy as np
 
 if TYPE_CHECKING:
     from offline.bumphunt.analysis import EnsembleAnalysis
+
+_P = ParamSpec("_P")
 
 __all__ = [
     "plot_all",
@@ -31,12 +34,28 @@ def _pyplot():  # noqa: ANN202 - matplotlib module
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import mplhep
 
-    plt.style.use(mplhep.style.ROOT)
     return plt
 
 
+def _mplhep_style(plot: Callable[_P, Path]) -> Callable[_P, Path]:
+    """Draw ``plot`` inside an mplhep ROOT style context.
+
+    A context rather than ``plt.style.use``: the style must not leak into later plots of
+    the same process (its font lacks glyphs other plots use, e.g. "⊕").
+    """
+
+    @functools.wraps(plot)
+    def styled(*args: _P.args, **kwargs: _P.kwargs) -> Path:
+        import mplhep
+
+        with _pyplot().style.context(mplhep.style.ROOT):
+            return plot(*args, **kwargs)
+
+    return styled
+
+
+@_mplhep_style
 def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
     """Spectrum with fit, window, ensemble band and a pull panel."""
     plt = _pyplot()
@@ -84,6 +103,7 @@ def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
     return path
 
 
+@_mplhep_style
 def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Path:
     """Data significance per prescale factor, the ensemble as a horizontal band."""
     plt = _pyplot()
@@ -105,6 +125,7 @@ def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Pat
     return path
 
 
+@_mplhep_style
 def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path) -> Path:
     """Significance versus events seen, one point per snapshot (ensemble)."""
     plt = _pyplot()
