@@ -22,6 +22,8 @@ import math
 import numpy as np
 from numba import njit
 
+from stream.counter_rng import GOLDEN, mix64, uniform53
+
 __all__ = [
     "LAMBDA_TABLE_MAX",
     "draw_batch",
@@ -32,21 +34,8 @@ __all__ = [
 
 LAMBDA_TABLE_MAX = 1e5
 _RELATIVE_CUT = 1e-20
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_INV53 = 1.0 / 9007199254740992.0
-
-
-@njit(cache=True, inline="always")
-def _mix(z: np.uint64) -> np.uint64:
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+_GOLDEN = GOLDEN
+_mix = mix64
 
 
 @njit(cache=True, inline="always")
@@ -59,7 +48,7 @@ def stream_state(seed: int, index: int) -> np.uint64:
 def _uniform(state: np.uint64) -> tuple[float, np.uint64]:
     """Uniform double in [0, 1) (53 bits) and the advanced state."""
     state += _GOLDEN
-    return float(_mix(state) >> _S11) * _INV53, state
+    return uniform53(_mix(state)), state
 
 
 @njit(cache=True)

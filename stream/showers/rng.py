@@ -15,6 +15,8 @@ import math
 import numba as nb
 import numpy as np
 
+from stream.counter_rng import GOLDEN, MIX1, MIX2, mix64, uniform53
+
 __all__ = [
     "event_seed",
     "event_seeds",
@@ -28,21 +30,10 @@ __all__ = [
     "sample_uniform",
 ]
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TWO_M53 = 1.0 / 9007199254740992.0
-
-
-@nb.njit(inline="always", cache=True)
-def _mix(z: np.uint64) -> np.uint64:
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
+_GOLDEN = GOLDEN
+_MIX1 = MIX1
+_MIX2 = MIX2
+_mix = mix64
 
 
 @nb.njit(inline="always", cache=True)
@@ -55,7 +46,7 @@ def next_u64(state: np.ndarray) -> np.uint64:
 @nb.njit(inline="always", cache=True)
 def sample_uniform(state: np.ndarray) -> float:
     """Uniform double in [0, 1)."""
-    return float(next_u64(state) >> _S11) * _TWO_M53
+    return uniform53(next_u64(state))
 
 
 _S32 = np.uint64(32)
