@@ -98,7 +98,7 @@ def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
     bottom.axhline(0.0, color="k", lw=0.8)
     bottom.set_ylabel("pull")
     bottom.set_xlabel("mass")
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -120,7 +120,7 @@ def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Pat
     ax.set_xlabel("prescale factor")
     ax.set_ylabel("significance")
     ax.legend(fontsize="small", frameon=False)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -143,7 +143,7 @@ def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path
     ax.set_xlabel("events seen")
     ax.set_ylabel("significance")
     ax.legend(fontsize="small", frameon=False)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
