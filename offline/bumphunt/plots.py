@@ -129,7 +129,7 @@ def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Pat
 def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path) -> Path:
     """Significance versus events seen, one point per snapshot (ensemble)."""
     plt = _pyplot()
-    events = [a.report["events_seen"] or 0 for a in analyses]
+    events = [(a.report["events_seen"] or 0) / 1e6 for a in analyses]
     fig, ax = plt.subplots(figsize=(8, 6))
     ax.errorbar(
         events,
@@ -140,7 +140,7 @@ def plot_significance_vs_events(analyses: Sequence[EnsembleAnalysis], path: Path
     )
     if all(1 in a.data for a in analyses):
         ax.plot(events, [a.data[1].significance for a in analyses], "ks--", label="stored data")
-    ax.set_xlabel("events seen")
+    ax.set_xlabel("events seen (millions)")
     ax.set_ylabel("significance")
     ax.legend(fontsize="small", frameon=False)
     fig.savefig(path, dpi=100, bbox_inches="tight")
