@@ -8,7 +8,8 @@ Registered kinds (imported by :mod:`stream.sources` as a plugin):
 * ``zarr:PATH``, ``ild:PATH``, ``calochallenge:PATH``, ``root:PATH[:TREE]``:
   :class:`ShowerFileSource`; options ``batch_size`` plus the reader's (``key``,
   ``grid_shape``, ``tree``). A ``root:`` file whose tree has no jagged
-  ``cell_index``/``cell_energy`` branches is a flat event tree, not supported here yet.
+  ``cell_index``/``cell_energy`` branches is a flat event tree: it is read as events by
+  :class:`stream.readers.root_events.RootEventSource`.
 
 Both are deterministic and resumable: ``batches(start_event)`` yields exactly the
 events from ``start_event`` on (the simulator seeds every event from ``(seed, event)``).
@@ -202,12 +203,17 @@ def _root(argument: str | None, options: Mapping[str, Any]) -> Source:
         trees = sorted({k.split(";")[0] for k, c in handle.classnames().items() if c == "TTree"})
         name = tree or ("showers" if "showers" in trees or len(trees) != 1 else trees[0])
         if name not in trees:
-            msg = f"root: tree {name!r} not found in {path!r} (trees: {trees})"
+            others = {k.split(";")[0]: c for k, c in handle.classnames().items() if c != "TTree"}
+            msg = f"root: tree {name!r} not found in {path!r} (TTrees: {trees}; other objects: {others})"
             raise ShowerFileError(msg)
         hits = is_hit_tree(handle[name])
-        branches = sorted(handle[name].keys())
     if not hits:
-        msg = (f"root: tree {name!r} in {path!r} is a flat tree (branches {branches}); flat event trees are "
-               f"not supported yet, only shower hit trees with branches {list(HIT_BRANCHES)}")
-        raise SourceError(msg)
+        # A flat tree: one number per entry and branch -> an event source.
+        from stream.readers.root_events import RootEventSource
+
+        try:
+            return RootEventSource(path, name, **opts)
+        except TypeError as err:
+            msg = f"root: bad option for the flat tree {name!r} in {path!r} (hit branches would be {list(HIT_BRANCHES)}): {err}"
+            raise SourceError(msg) from err
     return _file_source("root", path, opts, tree=name)

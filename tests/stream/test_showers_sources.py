@@ -102,8 +102,9 @@ def test_root_source_tree_argument_and_flat_trees(tmp_path: Path) -> None:
     flat = tmp_path / "flat.root"
     with uproot.recreate(flat) as handle:
         handle.mktree("events", {"mjj": np.float64}).extend({"mjj": np.array([1.0, 2.0])})
-    with pytest.raises(SourceError, match="flat event trees are not supported yet"):
-        open_source(f"root:{flat}:events")
+    events = open_source(f"root:{flat}:events")  # a flat tree is an event source
+    assert events.schema.names == ["event_id", "mjj"]
+    assert next(iter(events.batches())).column("mjj").to_pylist() == [1.0, 2.0]
     with pytest.raises(SourceError, match="does not exist"):
         open_source(f"root:{tmp_path / 'none.root'}")
     with pytest.raises(SourceError, match="needs a path"):
