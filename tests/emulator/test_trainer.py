@@ -115,3 +115,21 @@ def test_bad_config_value_names_the_key() -> None:
         RunConfig.from_mapping({"model": {"knd": "x"}})
     with pytest.raises(ConfigError, match="buffer.n_iter_min"):
         RunConfig.from_mapping({"buffer": {"n_iter_min": 5, "n_iter_max": 2}})
+
+
+def test_kafka_secrets_never_reach_the_manifest(tmp_path: Path) -> None:
+    secret = "s3cr3t-pa55"
+    table = {
+        "source": {"spec": "toy", "events": 2000},
+        "buffer": {"size": 1000, "batch_size": 100, "n_iter": 1},
+        "model": {"kind": "test-gaussian"},
+        "kafka": {"topic": "events", "security": {"security_protocol": "SASL_SSL", "sasl_plain_username": "alice",
+                                                   "sasl_plain_password": secret}},
+    }
+    config = RunConfig.from_mapping(table)
+    assert secret not in repr(config.kafka)
+    assert secret not in json.dumps(config.to_json())
+    run_training(config, tmp_path, progress=False)  # embedded transport: kafka section unused
+    text = (tmp_path / "manifest.json").read_text()
+    assert secret not in text
+    assert "sasl_plain_password" in text  # the key is listed, so a reader knows one was set
