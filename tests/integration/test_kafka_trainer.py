@@ -144,8 +144,10 @@ def test_kill_9_several_times_trains_every_event_exactly_once(
     out = tmp_path / "run"
     # buffers of 1 700 events end inside messages of 1 000: positions carry a skip;
     # a snapshot every 2 buffers leaves parts newer than the manifest to clean up.
+    # N_iter 25 makes a run last tens of seconds even on idle cores, so the kills land
+    # mid-run rather than after the last snapshot.
     command = trainer_command(
-        _config(tmp_path, size=1700, n_iter=4, every=2),
+        _config(tmp_path, size=1700, n_iter=25, every=2),
         kafka_broker,
         topic,
         out,
@@ -153,7 +155,7 @@ def test_kill_9_several_times_trains_every_event_exactly_once(
         str(n),
     )
     kills, final = kill_and_resume(
-        command, out, tmp_path / "trainer.log", kills=4, seed=7, timeout_s=90
+        command, out, tmp_path / "trainer.log", kills=4, seed=7, timeout_s=150
     )
     assert kills == 4
     summary = json.loads(final.stdout.strip().splitlines()[-1])
