@@ -178,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--buffer", type=int, default=1700, help="trainer buffer size (default 1700)"
     )
-    parser.add_argument("--n-iter", type=int, default=4, help="passes per buffer (default 4)")
+    parser.add_argument(
+        "--n-iter", type=int, default=20,
+        help="passes per buffer (default 20: a run long enough for every kill, even on idle cores)",
+    )
     parser.add_argument("--every", type=int, default=2, help="snapshot every N buffers (default 2)")
     args = parser.parse_args(argv)
     broker = None
