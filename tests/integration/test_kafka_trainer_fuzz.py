@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stream.codec import Headers, encode_batch
+from stream.codec import Headers
 from tests.integration import read_trained_ids, run, trainer_command
 from tests.stream.kafka_helpers import new_topic, produce_raw
-from tests.stream.malformed import BUILDERS, event_batch
+from tests.stream.malformed import BUILDERS, interleave
 
 pytestmark = pytest.mark.kafka
 
@@ -43,8 +43,6 @@ record_trained_ids = true
 
 def _mixed_stream(seed: int) -> tuple[list[tuple[bytes, Headers]], Counter[str], list[int]]:
     rng = np.random.default_rng(seed)
-    reasons = sorted(BUILDERS)
-    picks = rng.integers(0, len(reasons), N_BAD)
     # the first message is valid (the trainer learns the topic schema from it); a bad
     # tail after the last valid one must be counted too
     valid_at = {0} | set(
@@ -52,22 +50,7 @@ def _mixed_stream(seed: int) -> tuple[list[tuple[bytes, Headers]], Counter[str],
     )
     while len(valid_at) < N_VALID:
         valid_at.add(int(rng.integers(1, N_BAD)))
-    stream: list[tuple[bytes, Headers]] = []
-    expected: Counter[str] = Counter()
-    ids: list[int] = []
-    bad_i = valid_i = 0
-    for position in range(N_BAD + N_VALID):
-        if position in valid_at:
-            first = valid_i * PER_VALID
-            stream.append(encode_batch(event_batch(first, PER_VALID, seed=seed)))
-            ids.extend(range(first, first + PER_VALID))
-            valid_i += 1
-        else:
-            reason = reasons[picks[bad_i]]
-            stream.append(BUILDERS[reason](rng))
-            expected[reason] += 1
-            bad_i += 1
-    return stream, expected, ids
+    return interleave(rng, valid_at, N_BAD, PER_VALID, seed)
 
 
 def test_trainer_trains_every_valid_event_and_counts_every_bad_message(

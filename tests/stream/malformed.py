@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "SHOWERS",
     "SHOWER_BUILDERS",
     "event_batch",
+    "interleave",
     "shower_batch",
 ]
 
@@ -131,3 +133,32 @@ SHOWER_BUILDERS: dict[str, Callable[[np.random.Generator], tuple[bytes, Headers]
 """Malformed shower messages by reason."""
 
 HEADER_ONLY_VERSION = _bad_version_header_only
+
+
+def interleave(
+    rng: np.random.Generator, valid_at: set[int], n_bad: int, per_valid: int, seed: int
+) -> tuple[list[tuple[bytes, Headers]], Counter[str], list[int]]:
+    """A stream of ``n_bad`` malformed messages (reasons drawn uniformly from ``BUILDERS``)
+    with valid event messages of ``per_valid`` events at the positions ``valid_at``.
+
+    Returns:
+        ``(messages, expected count per reason, ids of the valid events in order)``.
+    """
+    reasons = sorted(BUILDERS)
+    picks = rng.integers(0, len(reasons), n_bad)
+    stream: list[tuple[bytes, Headers]] = []
+    expected: Counter[str] = Counter()
+    ids: list[int] = []
+    bad_i = valid_i = 0
+    for position in range(n_bad + len(valid_at)):
+        if position in valid_at:
+            first = valid_i * per_valid
+            stream.append(encode_batch(event_batch(first, per_valid, seed=seed)))
+            ids.extend(range(first, first + per_valid))
+            valid_i += 1
+        else:
+            reason = reasons[picks[bad_i]]
+            stream.append(BUILDERS[reason](rng))
+            expected[reason] += 1
+            bad_i += 1
+    return stream, expected, ids

@@ -15,7 +15,7 @@ from kafka import KafkaConsumer
 from stream.codec import encode_batch
 from stream.kafka.transport import KafkaTransport
 from tests.stream.kafka_helpers import drain, ids_of, new_topic, produce_raw
-from tests.stream.malformed import BUILDERS, SHOWER_BUILDERS, SHOWERS, event_batch, shower_batch
+from tests.stream.malformed import BUILDERS, SHOWER_BUILDERS, SHOWERS, interleave, shower_batch
 
 pytestmark = pytest.mark.kafka
 
@@ -28,23 +28,8 @@ def _mixed_stream(
     seed: int,
 ) -> tuple[list[tuple[bytes, list[tuple[str, bytes]]]], Counter[str], list[int]]:
     rng = np.random.default_rng(seed)
-    reasons = sorted(BUILDERS)
-    picks = rng.integers(0, len(reasons), N_BAD)
     valid_at = set(rng.choice(N_BAD + N_VALID, N_VALID, replace=False).tolist())
-    stream, expected, ids = [], Counter[str](), []
-    bad_i = valid_i = 0
-    for position in range(N_BAD + N_VALID):
-        if position in valid_at:
-            first = valid_i * PER_VALID
-            stream.append(encode_batch(event_batch(first, PER_VALID, seed=seed)))
-            ids.extend(range(first, first + PER_VALID))
-            valid_i += 1
-        else:
-            reason = reasons[picks[bad_i]]
-            stream.append(BUILDERS[reason](rng))
-            expected[reason] += 1
-            bad_i += 1
-    return stream, expected, ids
+    return interleave(rng, valid_at, N_BAD, PER_VALID, seed)
 
 
 def test_fuzzed_event_stream_delivers_all_valid_and_counts_every_bad_one(kafka_broker: str) -> None:
