@@ -34,60 +34,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "benchmarks"]
 
 from stream.kafka.local_broker import LocalBroker  # noqa: E402
-
-LAUNCH = (
-    "import sys, tests.emulator.gaussian_model; from emulator.cli import main; "
-    "raise SystemExit(main(sys.argv[1:]))"
+from tests.integration import (  # noqa: E402 - the trainer runs the tests' fast Gaussian model
+    env,
+    manifest_or_empty,
+    position_skips,
+    read_trained_ids,
+    trainer_command,
+    write_gaussian_config,
 )
-CONFIG = """
-seed = 1
-device = "cpu"
-[buffer]
-size = {size}
-batch_size = 100
-n_iter = {n_iter}
-[model]
-kind = "test-gaussian"
-[snapshot]
-every_buffers = {every}
-store_events = false
-record_trained_ids = true
-"""
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
 def _start_tansu() -> tuple[LocalBroker, str]:
     broker = LocalBroker()
     broker.start()
     return broker, broker.bootstrap
-
-
-def _manifest(out: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads((out / "manifest.json").read_text()))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def _skips(manifest: dict[str, Any]) -> int:
-    return sum(
-        int(s)
-        for parts in (manifest.get("position") or {}).get("skip", {}).values()
-        for s in parts.values()
-    )
-
-
-def _trained_ids(out: Path) -> Any:
-    import numpy as np
-    import pyarrow.parquet as pq
-
-    parts = sorted((out / "trained_ids").glob("part-*.parquet"))
-    if not parts:
-        return np.empty(0, np.uint64)
-    return np.concatenate([pq.read_table(p).column("event_id").to_numpy() for p in parts])
 
 
 def soak(
@@ -101,26 +61,24 @@ def soak(
         [sys.executable, "-m", "stream.replay", "--bootstrap", bootstrap, "--topic", topic, "--source", "toy",
          "--events", str(events), "--partitions", str(args.partitions), "--batch-events", str(args.batch_events),
          "--no-progress"],
-        env=_env(), cwd=ROOT, check=True, capture_output=True,
+        env=env(), cwd=ROOT, check=True, capture_output=True,
     )  # fmt: skip
-    config = work / "run.toml"
-    config.write_text(CONFIG.format(size=args.buffer, n_iter=args.n_iter, every=args.every))
+    config = write_gaussian_config(work / "run.toml", size=args.buffer, n_iter=args.n_iter, every=args.every)
     out = work / "run"
-    command = [sys.executable, "-c", LAUNCH, "run", "--config", str(config), "--bootstrap", bootstrap, "--topic",
-               topic, "--out", str(out), "--events", str(events), "--quiet", "--json"]  # fmt: skip
+    command = trainer_command(config, bootstrap, topic, out, "--events", str(events))
     rng = np.random.default_rng(seed)
     log = (work / "trainer.log").open("a")
     done = 0
     begin = time.monotonic()
     while done < kills:
-        before = _manifest(out).get("events_trained", -1)
+        before = manifest_or_empty(out).get("events_trained", -1)
         proc = subprocess.Popen(
-            command, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+            command, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
         )
         if done % 4 == 0:
             time.sleep(float(rng.uniform(0.3, 3.0)))  # any moment, also during start-up
         else:
-            while proc.poll() is None and _manifest(out).get("events_trained", -1) == before:
+            while proc.poll() is None and manifest_or_empty(out).get("events_trained", -1) == before:
                 time.sleep(0.02)
             time.sleep(float(rng.uniform(0.0, 0.5)))
         if proc.poll() is not None:
@@ -129,25 +87,25 @@ def soak(
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         done += 1
-        manifest = _manifest(out)
+        manifest = manifest_or_empty(out)
         print(
             f"kill {done:2d}: snapshot events_trained={manifest.get('events_trained', 0):>8} "
-            f"skip={_skips(manifest)} at {time.monotonic() - begin:6.1f} s",
+            f"skip={sum(position_skips(manifest))} at {time.monotonic() - begin:6.1f} s",
             flush=True,
         )
     final = subprocess.run(
-        command, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=False
+        command, env=env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True, check=False
     )
     log.close()
     if final.returncode != 0:
         msg = f"final trainer run failed ({final.returncode}); see {work / 'trainer.log'}"
         raise RuntimeError(msg)
-    ids = _trained_ids(out)
+    ids = read_trained_ids(out)
     values, counts = np.unique(ids, return_counts=True)
     expected = np.arange(events, dtype=np.uint64)  # the toy source numbers events from 0
     lost = int(len(np.setdiff1d(expected, values)))
     duplicated = int((counts - 1).sum())
-    manifest = _manifest(out)
+    manifest = manifest_or_empty(out)
     return {
         "kills": done,
         "events": events,

@@ -19,6 +19,9 @@ __all__ = [
     "LAUNCH",
     "ROOT",
     "env",
+    "manifest_or_empty",
+    "position_skips",
+    "write_gaussian_config",
     "read_trained_ids",
     "replay",
     "run",
@@ -93,6 +96,44 @@ def run(command: list[str], log: Path, timeout_s: float) -> subprocess.Completed
         msg = f"{command[:4]} failed ({result.returncode}): {log.read_text()[-3000:]}"
         raise RuntimeError(msg)
     return result
+
+
+GAUSSIAN_CONFIG = """
+seed = 1
+device = "cpu"
+[buffer]
+size = {size}
+batch_size = 100
+n_iter = {n_iter}
+[model]
+kind = "test-gaussian"
+[snapshot]
+every_buffers = {every}
+store_events = false
+record_trained_ids = true
+"""
+
+
+def write_gaussian_config(path: Path, size: int = 1700, n_iter: int = 1, every: int = 1) -> Path:
+    """Write a trainer config for the fast ``test-gaussian`` model that records trained ids."""
+    path.write_text(GAUSSIAN_CONFIG.format(size=size, n_iter=n_iter, every=every))
+    return path
+
+
+def manifest_or_empty(out: Path) -> dict[str, Any]:
+    """The snapshot manifest in ``out``, or ``{}`` before the first (or during a write)."""
+    import json
+
+    try:
+        return dict(json.loads((out / "manifest.json").read_text()))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def position_skips(manifest: dict[str, Any]) -> list[int]:
+    """The ``skip`` of every partition in a manifest's stream position."""
+    position = manifest.get("position") or {}
+    return [int(s) for parts in position.get("skip", {}).values() for s in parts.values()]
 
 
 def read_trained_ids(out: Path) -> Any:

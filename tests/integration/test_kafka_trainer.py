@@ -20,41 +20,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.integration import ROOT, env, read_trained_ids, replay, run, topic_ids, trainer_command
+from tests.integration import (
+    ROOT,
+    env,
+    manifest_or_empty,
+    position_skips,
+    read_trained_ids,
+    replay,
+    run,
+    topic_ids,
+    trainer_command,
+    write_gaussian_config,
+)
 from tests.stream.kafka_helpers import new_topic
 
 pytestmark = pytest.mark.kafka
-
-CONFIG = """
-seed = 1
-device = "cpu"
-[source]
-spec = "toy"
-[buffer]
-size = {size}
-batch_size = 100
-n_iter = {n_iter}
-[model]
-kind = "test-gaussian"
-[snapshot]
-every_buffers = {every}
-store_events = false
-record_trained_ids = true
-"""
-
-
-def _config(tmp_path: Path, size: int = 1700, n_iter: int = 1, every: int = 1) -> Path:
-    path = tmp_path / "run.toml"
-    path.write_text(CONFIG.format(size=size, n_iter=n_iter, every=every))
-    return path
-
-
-def _manifest(out: Path) -> dict[str, object]:
-    try:
-        return dict(json.loads((out / "manifest.json").read_text()))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
 
 def test_trainer_consumes_every_event_of_a_partitioned_topic_once(
     kafka_broker: str, tmp_path: Path
@@ -66,13 +46,13 @@ def test_trainer_consumes_every_event_of_a_partitioned_topic_once(
     assert len(produced) == n
     out = tmp_path / "run"
     result = run(
-        trainer_command(_config(tmp_path), kafka_broker, topic, out, "--events", str(n)),
+        trainer_command(write_gaussian_config(tmp_path / "run.toml"), kafka_broker, topic, out, "--events", str(n)),
         tmp_path / "trainer.log",
         timeout_s=120,
     )
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["events_trained"] == n
-    manifest = _manifest(out)
+    manifest = manifest_or_empty(out)
     assert manifest["events_seen"] == n
     assert manifest["events_trained"] == n
     assert manifest["bad_messages"] == {}
@@ -97,7 +77,7 @@ def kill_and_resume(
     done = 0
     with log.open("a") as err:
         while done < kills:
-            before = _manifest(out).get("events_trained", -1)
+            before = manifest_or_empty(out).get("events_trained", -1)
             proc = subprocess.Popen(
                 command, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err
             )
@@ -106,7 +86,7 @@ def kill_and_resume(
                     time.sleep(float(rng.uniform(0.5, 3.0)))
                 else:
                     while (
-                        proc.poll() is None and _manifest(out).get("events_trained", -1) == before
+                        proc.poll() is None and manifest_or_empty(out).get("events_trained", -1) == before
                     ):
                         if time.monotonic() > deadline:
                             break
@@ -117,7 +97,7 @@ def kill_and_resume(
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=30)
                 done += 1
-                skips.extend(_skips(_manifest(out)))
+                skips.extend(position_skips(manifest_or_empty(out)))
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -126,11 +106,6 @@ def kill_and_resume(
     final = run(command, log.with_suffix(".final.log"), timeout_s=remaining)
     assert any(skips), f"no kill left a snapshot inside a message (skips {skips})"
     return done, final
-
-
-def _skips(manifest: dict[str, object]) -> list[int]:
-    position = manifest.get("position") or {}
-    return [int(s) for parts in position.get("skip", {}).values() for s in parts.values()]  # type: ignore[union-attr]
 
 
 def test_kill_9_several_times_trains_every_event_exactly_once(
@@ -147,7 +122,7 @@ def test_kill_9_several_times_trains_every_event_exactly_once(
     # N_iter 25 makes a run last tens of seconds even on idle cores, so the kills land
     # mid-run rather than after the last snapshot.
     command = trainer_command(
-        _config(tmp_path, size=1700, n_iter=25, every=2),
+        write_gaussian_config(tmp_path / "run.toml", size=1700, n_iter=25, every=2),
         kafka_broker,
         topic,
         out,
@@ -160,7 +135,7 @@ def test_kill_9_several_times_trains_every_event_exactly_once(
     assert kills == 4
     summary = json.loads(final.stdout.strip().splitlines()[-1])
     assert summary["events_seen"] == n
-    manifest = _manifest(out)
+    manifest = manifest_or_empty(out)
     assert manifest["events_trained"] == n
     ids = read_trained_ids(out)
     values, counts = np.unique(ids, return_counts=True)
