@@ -20,7 +20,6 @@ Parquet parts tagged with their buffer index before the manifest that covers the
 
 from __future__ import annotations
 
-import copy
 import logging
 import signal
 import threading
@@ -39,7 +38,7 @@ from emulator.adapter import BatchAdapter, adapter_for
 from emulator.config import RunConfig
 from emulator.double_buffer import Buffer, DoubleBuffer
 from emulator.snapshot import read_manifest, write_snapshot
-from emulator.trigger import TriggerMenu
+from emulator.trigger import TriggerMenu, TriggerState
 from models.protocol import OnlineModel
 from stream.transport import Message, StreamPosition, Transport
 
@@ -264,7 +263,7 @@ class Trainer:
         batch = message.batch
         n = batch.num_rows
         columns = self._adapter.trigger_columns(batch)
-        menu_before = copy.deepcopy(self.menu) if n else self.menu
+        menu_before = self.menu.state()
         decision = self.menu.run(columns)
         train_rows = np.flatnonzero(decision.train)
         segment_start = 0
@@ -310,7 +309,7 @@ class Trainer:
         start: int,
         row: int,
         seen_before: int,
-        menu_before: TriggerMenu,
+        menu_before: TriggerState,
         columns: Mapping[str, np.ndarray],
     ) -> None:
         """Book everything up to ``row`` of this message onto the full buffer."""
@@ -328,9 +327,7 @@ class Trainer:
         if row == batch.num_rows:
             buffer.trigger_counters = self.menu.counters()
         else:
-            partial = copy.deepcopy(menu_before)
-            partial.run({c: v[:row] for c, v in columns.items()})
-            buffer.trigger_counters = partial.counters()
+            buffer.trigger_counters = self.menu.counters_after(menu_before, columns, row)
         buffer.events_seen = seen_before + row
         buffer.events_dropped = self.summary.events_dropped
         buffer.bad_messages = self._bad_now()

@@ -27,7 +27,10 @@ import numpy as np
 
 from emulator.errors import ConfigError
 
-__all__ = ["Cut", "TriggerDecision", "TriggerMenu", "TriggerPath", "parse_cut"]
+__all__ = ["Cut", "TriggerDecision", "TriggerMenu", "TriggerPath", "TriggerState", "parse_cut"]
+
+TriggerState = tuple[np.ndarray, np.ndarray, np.ndarray, int, int, int, int]
+"""Prescale counters, per-path counts before/after prescale, and the four event totals."""
 
 _OPS = {">": 0, ">=": 1, "<": 2, "<=": 3, "==": 4, "!=": 5}
 _CUT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(>=|<=|==|!=|>|<)\s*([-+0-9.eE]+|inf|-inf)\s*$")
@@ -313,6 +316,29 @@ class TriggerMenu:
                 self.pass_raw[i] = entry["passed_cuts"]
                 self.pass_prescaled[i] = entry["accepted"]
                 self.counter[i] = entry["counter"]
+
+    def state(self) -> TriggerState:
+        """A cheap copy of every counter (prescale counters and totals), for :meth:`counters_after`."""
+        return (self.counter.copy(), self.pass_raw.copy(), self.pass_prescaled.copy(), self.events_in,
+                self.events_l1, self.events_stored, self.events_train)
+
+    def _set_state(self, state: TriggerState) -> None:
+        counter, raw, accepted, self.events_in, self.events_l1, self.events_stored, self.events_train = state
+        self.counter[:] = counter
+        self.pass_raw[:] = raw
+        self.pass_prescaled[:] = accepted
+
+    def counters_after(
+        self, state: TriggerState, columns: Mapping[str, np.ndarray], rows: int,
+    ) -> dict[str, Any]:
+        """:meth:`counters` as they stood after the first ``rows`` events of ``columns``, had
+        the menu run on them from ``state``; the menu's own counters are left unchanged."""
+        current = self.state()
+        self._set_state(state)
+        self.run({c: v[:rows] for c, v in columns.items()})
+        result = self.counters()
+        self._set_state(current)
+        return result
 
     def rates(self, seconds: float) -> dict[str, float]:
         """Accepted events per second per path over ``seconds`` of stream time."""

@@ -87,3 +87,16 @@ def test_missing_column_is_named() -> None:
     menu = TriggerMenu(l1=[TriggerPath("L1", (parse_cut("pt > 3"),))])
     with pytest.raises(ValueError, match="'pt'"):
         menu.run({"mass": np.ones(3)})
+
+
+def test_counters_after_a_prefix_match_a_menu_that_saw_only_the_prefix() -> None:
+    data = {"m": np.linspace(0, 10, 101), "x": np.linspace(10, 0, 101)}
+    menu, prefix_only = _menu(), _menu()
+    menu.run(data)
+    prefix_only.run(data)
+    before = menu.state()
+    menu.run(data)
+    prefix_only.run({c: v[:37] for c, v in data.items()})
+    after_whole = menu.counters()
+    assert menu.counters_after(before, data, 37) == prefix_only.counters()
+    assert menu.counters() == after_whole  # the menu's own counters are untouched
