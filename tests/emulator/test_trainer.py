@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +90,10 @@ def test_adaptive_n_iter_stays_in_bounds(tmp_path: Path) -> None:
     from emulator.trainer import Trainer
     from models.registry import build_model
 
-    config = _config(20_000, n_iter=1, n_iter_min=1, n_iter_max=50)
+    # Filling is slow (50-event messages, a trigger run each) and an iteration is fast (one
+    # step of 1000 events), so the trainer has spare time to use on extra iterations.
+    config = _config(20_000, n_iter=1, n_iter_min=1, n_iter_max=50, batch_size=1000)
+    config = replace(config, source_options={"toy": {"batch_size": 50}})
     model = build_model("test-gaussian", {"columns": ["mass"]})
     transport = build_transport(config)
     trainer = Trainer(config, transport, model, tmp_path, progress=False, on_buffer=lambda s: seen.append(s.n_iter_last))
