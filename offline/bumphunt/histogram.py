@@ -58,15 +58,20 @@ class MassBinning:
 
 
 @njit(parallel=True, cache=True)
-def _fill(values: np.ndarray, low: float, width: float, n_bins: int, out: np.ndarray) -> None:
+def _fill(
+    values: np.ndarray, low: float, high: float, width: float, n_bins: int, out: np.ndarray
+) -> None:
     for row in prange(values.shape[0]):
         for j in range(values.shape[1]):
             x = values[row, j]
-            if not (x >= low):  # also skips NaN
+            # Range check before the integer conversion: int() of a huge or infinite
+            # quotient is undefined (INT64_MIN in practice) and would index out of bounds.
+            if not (x >= low and x < high):  # also skips NaN
                 continue
             k = int((x - low) / width)
-            if k < n_bins:
-                out[row, k] += 1.0
+            if k >= n_bins:  # x just below high, rounded up by the division
+                k = n_bins - 1
+            out[row, k] += 1.0
 
 
 def histogram_members(
@@ -74,7 +79,8 @@ def histogram_members(
 ) -> np.ndarray:
     """Histogram each row of ``values`` (``(n_rows, n)``) into ``out`` (``(n_rows, n_bins)``).
 
-    Bins are half-open ``[low, high)``; values outside, and NaN, are not counted.
+    Bins are half-open ``[low, high)``; values outside (±inf, huge, negative) and NaN are
+    not counted.
 
     Example:
         >>> histogram_members(np.array([[0.05, 0.15, 0.15, 7.0]]), MassBinning(0, 0.3, 0.1))
@@ -86,7 +92,9 @@ def histogram_members(
     if out.shape != (values.shape[0], binning.n_bins):
         msg = f"histogram: output has shape {out.shape}, need {(values.shape[0], binning.n_bins)}"
         raise ValueError(msg)
-    _fill(values, float(binning.low), float(binning.width), binning.n_bins, out)
+    _fill(
+        values, float(binning.low), float(binning.high), float(binning.width), binning.n_bins, out
+    )
     return out
 
 

@@ -12,6 +12,15 @@ Several directories given together are either
   analysed alone and the results form a curve of significance versus events seen.
 
 :func:`group_snapshots` sorts the directories into such groups.
+
+Shards are pooled only if they trained on **one data stream**: their manifests' data
+identity (``manifest["data_identity"]["id"]``, a hash of the source spec, the resolved
+source seed and the generator options) must agree. Manifests written before the data
+identity was recorded fall back to the configuration's ``source`` section and top-level
+``seed`` (the seed the embedded toy source takes; ignored for ``kafka:`` sources, whose
+shards legitimately differ in seed). Directories that would otherwise be
+shards but saw different data are refused with a message naming both (two runs with
+``--seed 1`` and ``--seed 2`` are two experiments, not one ensemble).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from typing import Any
 
 from offline.bumphunt.errors import BumpHuntError
 
-__all__ = ["group_snapshots", "member_identity", "shard_key"]
+__all__ = ["data_identity", "group_snapshots", "member_identity", "shard_key"]
 
 
 # Settings that legitimately differ between the shards of one ensemble: each shard has its
@@ -65,6 +74,38 @@ def shard_key(manifest: Mapping[str, Any]) -> str:
     )
 
 
+def data_identity(manifest: Mapping[str, Any]) -> tuple[str, str]:
+    """The data stream a snapshot was trained on, and how it is described.
+
+    Returns:
+        ``(key, description)``: the key two shards must share, and text for messages.
+        With ``manifest["data_identity"]`` the key is its ``id``; without (older
+        snapshots) it is the configuration's ``source`` section plus the top-level
+        ``seed``.
+
+    Example:
+        >>> data_identity({"data_identity": {"source": "toy", "seed": 1, "options": {}, "id": "ab12"}})[0]
+        'id:ab12'
+        >>> data_identity({"config": {"seed": 2, "source": {"spec": "toy"}}})[1]
+        'config source {"spec": "toy"}, seed 2'
+    """
+    identity = manifest.get("data_identity")
+    if isinstance(identity, Mapping) and identity.get("id") is not None:
+        text = (
+            f"data_identity {identity.get('id')} (source {identity.get('source')!r}, "
+            f"seed {identity.get('seed')!r})"
+        )
+        return f"id:{identity['id']}", text
+    config = manifest.get("config")
+    config = config if isinstance(config, Mapping) else {}
+    section = config.get("source")
+    source = json.dumps(section, sort_keys=True, default=str)
+    spec = str(section.get("spec", "")) if isinstance(section, Mapping) else ""
+    # A consumed topic is the same data whatever the trainer's seed; generators take it.
+    seed = None if spec.startswith("kafka") else config.get("seed", manifest.get("seed"))
+    return f"config:{source}:{seed!r}", f"config source {source}, seed {seed!r}"
+
+
 def member_identity(manifest: Mapping[str, Any]) -> str:
     """What differs between shards: the member seed and the shard entry."""
     hyper = manifest.get("hyperparameters") or {}
@@ -87,7 +128,9 @@ def group_snapshots(
         shards to merge), groups sorted by ``events_seen``.
 
     Raises:
-        BumpHuntError: two directories look like the same shard (same key and seed).
+        BumpHuntError: two directories look like the same shard (same key and seed), or
+            like shards of one ensemble trained on different data (see
+            :func:`data_identity`).
 
     Example:
         >>> a = {"config": {}, "events_seen": 10, "hyperparameters": {"seed": 1}}
@@ -101,6 +144,16 @@ def group_snapshots(
     for i, manifest in enumerate(manifests):
         groups.setdefault(shard_key(manifest), []).append(i)
     for members in groups.values():
+        first_key, first_text = data_identity(manifests[members[0]])
+        for i in members[1:]:
+            key, text = data_identity(manifests[i])
+            if key != first_key:
+                msg = (
+                    f"snapshots {names[members[0]]!r} and {names[i]!r} look like shards of one ensemble "
+                    f"but were trained on different data ({first_text} vs {text}); only shards of one "
+                    f"data stream are pooled: analyse them one at a time"
+                )
+                raise BumpHuntError(msg)
         seen: dict[str, int] = {}
         for i in members:
             ident = member_identity(manifests[i])
