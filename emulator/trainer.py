@@ -42,12 +42,14 @@ from emulator.trigger import TriggerMenu, TriggerState
 from models.protocol import OnlineModel
 from stream.transport import Message, StreamPosition, Transport
 
-__all__ = ["RunSummary", "Trainer", "TRAINED_IDS_DIR", "STORED_EVENTS_DIR"]
+__all__ = ["METRICS_DIR", "RunSummary", "Trainer", "TRAINED_IDS_DIR", "STORED_EVENTS_DIR"]
 
 log = logging.getLogger(__name__)
 
 STORED_EVENTS_DIR = "stored_events"
 TRAINED_IDS_DIR = "trained_ids"
+METRICS_DIR = "metrics"
+"""One Parquet part per snapshot: a row per trained buffer (index, passes, steps, loss, the model's metrics)."""
 
 
 @dataclass
@@ -139,7 +141,7 @@ class Trainer:
         self.until_idle_s = until_idle_s
         self.on_buffer = on_buffer
         self.menu = TriggerMenu.from_mapping(config.trigger)
-        self.device = next((v.device for v in model.state_tensors().values()), torch.device("cpu"))
+        self.device = torch.device(model.device)
         self.summary = RunSummary()
         self.position = StreamPosition()
         self._adapter: BatchAdapter | None = None
@@ -148,6 +150,7 @@ class Trainer:
         self._train_error: BaseException | None = None
         self._pending_stored: list[tuple[int, list[pa.RecordBatch]]] = []
         self._pending_ids: list[tuple[int, np.ndarray]] = []
+        self._metrics_rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._buffer_index_base = 0
         if resume:
@@ -176,7 +179,7 @@ class Trainer:
 
     def _drop_parts_from(self, first_index: int) -> None:
         """Delete parts of buffers ``>= first_index``: written after the last manifest, not covered by it."""
-        for sub in (STORED_EVENTS_DIR, TRAINED_IDS_DIR):
+        for sub in (STORED_EVENTS_DIR, TRAINED_IDS_DIR, METRICS_DIR):
             for part in (self.out / sub).glob("part-*.parquet"):
                 if _part_index(part) >= first_index:
                     part.unlink()
@@ -366,18 +369,19 @@ class Trainer:
         cfg = self.config.buffer
         data = {name: torch.from_numpy(values).to(self.device) for name, values in buffer.view().items()}
         low, high = cfg.iter_bounds
-        if low == high:
-            report = self.model.train_on_buffer(data, high, cfg.batch_size)
-            steps, n_iter = report.steps, high
-        else:
-            steps = n_iter = 0
-            while n_iter < high:
-                report = self.model.train_on_buffer(data, 1, cfg.batch_size)
-                steps += report.steps
-                n_iter += 1
-                if n_iter >= low and (self._buffers.filling_is_full() or self._fill_done.is_set()):
-                    break
+        stop = None
+        if low < high:
+            def stop(passes: int) -> bool:
+                # Adaptive N_iter: keep training until the other buffer is full (or the stream ended).
+                return passes >= low and (self._buffers.filling_is_full() or self._fill_done.is_set())  # type: ignore[union-attr]
+        report = self.model.train_on_buffer(data, high, cfg.batch_size, stop=stop)
+        steps, n_iter = report.steps, report.passes or high
         self.model.end_buffer()
+        extra = self.model.after_buffer(data)
+        self._metrics_rows.append(
+            {"buffer_index": buffer.index, "events": buffer.size, "passes": n_iter, "steps": steps,
+             "loss": report.loss, **report.metrics, **extra}
+        )
         s = self.summary
         with self._lock:
             s.events_trained += buffer.size
@@ -410,6 +414,14 @@ class Trainer:
             directory = self.out / TRAINED_IDS_DIR
             directory.mkdir(parents=True, exist_ok=True)
             pq.write_table(pa.table({"event_id": pa.array(ids, pa.uint64())}), directory / _part_name(index))
+        if self._metrics_rows:
+            directory = self.out / METRICS_DIR
+            directory.mkdir(parents=True, exist_ok=True)
+            rows = self._metrics_rows
+            names = list(dict.fromkeys(k for row in rows for k in row))
+            table = pa.table({k: [row.get(k) for row in rows] for k in names})
+            pq.write_table(table, directory / _part_name(rows[0]["buffer_index"]))
+            self._metrics_rows = []
         self._pending_stored.clear()
         self._pending_ids.clear()
         s = self.summary

@@ -7,23 +7,33 @@ Designed for every model family of the project:
   stages: main model, then Post Processor, then a KDE fit of the latent space);
 * layer/shower flows (many conditional flows trained together).
 
-A buffer reaches the model as a mapping of column name to tensor, all with the same
-leading length N: flat events give one ``(N,)`` float tensor per feature column; showers
-give ``"showers"`` as a dense ``(N, layers, x, y)`` float32 tensor in MeV and
-``"incident_energy"`` as ``(N,)`` in GeV. Buffers of several stages and critic schedules
-are the model's business: the trainer only calls :meth:`OnlineModel.train_on_buffer`
-and :meth:`OnlineModel.end_buffer`.
+A buffer reaches the model as a mapping of column name to tensor. Flat events give one
+``(N,)`` float32 tensor per feature column. Showers stay sparse (CSR) in the buffer and
+are densified per batch by the model (:func:`models.shower_data.densify`):
+
+* ``"incident_energy"``: ``(N,)`` float32, GeV;
+* ``"cell_offsets"``: ``(N + 1,)`` int64 row pointers into the two cell columns;
+* ``"cell_index"``: ``(nnz,)`` int64 flat index into the ``L * X * Y`` grid (C order,
+  layer slowest);
+* ``"cell_energy"``: ``(nnz,)`` float32, MeV;
+* ``"grid_shape"``: ``(3,)`` int64, ``(L, X, Y)``.
+
+Per buffer the trainer calls :meth:`OnlineModel.train_on_buffer` once (all passes, with
+an optional ``stop`` callback for adaptive N_iter), then :meth:`OnlineModel.end_buffer`
+(SWA, schedules), then :meth:`OnlineModel.after_buffer` (work that is not a pass over the
+buffer: a KDE fit of a latent space, a stage switch). Stages and critic schedules are the
+model's business.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
-__all__ = ["BufferReport", "OnlineModel"]
+__all__ = ["BufferReport", "OnlineModel", "StopCallback"]
 
 
 @dataclass
@@ -32,13 +42,22 @@ class BufferReport:
 
     Attributes:
         steps: optimiser steps taken (for an ensemble: batched steps, one per batch).
-        loss: mean training loss over the last iteration (model-specific meaning).
-        metrics: any further named figures (critic losses, stage, learning rate...).
+        loss: mean training loss over the last pass (model-specific meaning).
+        metrics: any further named figures (critic losses, stage, learning rate...); the
+            trainer keeps them, one row per buffer, in ``metrics.parquet`` beside the
+            snapshot.
+        passes: passes over the buffer actually made (``<= n_iter``; fewer when ``stop``
+            ended the buffer early).
     """
 
     steps: int
     loss: float
     metrics: dict[str, float] = field(default_factory=dict)
+    passes: int = 0
+
+
+StopCallback = Callable[[int], bool]
+"""``stop(passes_done) -> bool``: asked after every completed pass; True ends the buffer."""
 
 
 @runtime_checkable
@@ -52,14 +71,39 @@ class OnlineModel(Protocol):
 
     kind: ClassVar[str]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's tensors live (the trainer moves buffers there)."""
+        ...
+
     def train_on_buffer(
-        self, data: Mapping[str, torch.Tensor], n_iter: int, batch_size: int
+        self,
+        data: Mapping[str, torch.Tensor],
+        n_iter: int,
+        batch_size: int,
+        *,
+        stop: StopCallback | None = None,
     ) -> BufferReport:
-        """Iterate ``n_iter`` times over the buffer in shuffled batches of ``batch_size``."""
+        """Up to ``n_iter`` shuffled passes over the buffer in batches of ``batch_size``.
+
+        Everything drawn once per buffer (bootstrap weights) is drawn when the buffer
+        starts and held for all its passes; everything drawn per pass (order, noise)
+        differs from pass to pass. All of it is seeded from the model's seed and
+        counters, so a run resumed from a snapshot repeats an uninterrupted one.
+        ``stop(passes_done)``, when given, is asked after every pass; True ends the buffer.
+        """
         ...
 
     def end_buffer(self) -> None:
         """Called once the buffer is done: SWA update, stage advance, schedules."""
+        ...
+
+    def after_buffer(self, data: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Work that is not a pass over the buffer, after :meth:`end_buffer`.
+
+        Called once per buffer with the same data, e.g. to fit a KDE of the latent space
+        when the last stage ends, or to switch stages. Returns metrics (may be empty).
+        """
         ...
 
     def hyperparameters(self) -> dict[str, Any]:

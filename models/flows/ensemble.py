@@ -24,7 +24,7 @@ all members, Adam being element-wise this equals one Adam per member.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -32,8 +32,9 @@ import torch
 from models.bootstrap import PoissonBootstrap, derive_seed
 from models.flows.batched_maf import BatchedMAF
 from models.flows.preprocessing import LogStandardizer
-from models.protocol import BufferReport
+from models.protocol import BufferReport, StopCallback
 from models.registry import register
+from models.state import StateError, pack_state, unpack_state
 from models.swa import StochasticWeightAverage
 
 __all__ = ["OnlineFlowEnsemble"]
@@ -146,6 +147,9 @@ class OnlineFlowEnsemble:
         self.buffers_seen = 0
         self.steps = 0
         self.events_trained = 0
+        self.on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
+        """Optional probe ``(pass_index, event_index, inputs, weights)`` called before each step
+        (tests and diagnostics: which events, noise and bootstrap weights a step used)."""
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
@@ -155,18 +159,32 @@ class OnlineFlowEnsemble:
         )
 
     # ------------------------------------------------------------------ training
-    def train_on_buffer(self, data: Mapping[str, torch.Tensor], n_iter: int, batch_size: int) -> BufferReport:
-        """Train all members on one buffer: ``n_iter`` shuffled passes in batches.
+    def train_on_buffer(
+        self,
+        data: Mapping[str, torch.Tensor],
+        n_iter: int,
+        batch_size: int,
+        *,
+        stop: StopCallback | None = None,
+    ) -> BufferReport:
+        """Train all members on one buffer: up to ``n_iter`` shuffled passes in batches.
+
+        The online bootstrap is a statement about events: when the buffer starts, every
+        event gets ONE Poisson(1) weight per member (independent across members and
+        events, seeded from ``(seed, buffers_seen)``), held for every pass over the
+        buffer. The order and the noise dimensions are drawn afresh for every pass.
 
         Args:
             data: one ``(N,)`` float tensor per column (extra columns are ignored).
-            n_iter: passes over the buffer.
+            n_iter: the most passes over the buffer.
             batch_size: events per batched step (the last batch of a pass may be smaller).
+            stop: ``stop(passes_done) -> bool``, asked after every pass; True ends early.
 
         Returns:
-            Steps taken; ``loss`` is the Poisson-weighted NLL per event in the standardised
-            space (with noise dims), averaged over members and the last pass; metrics hold
-            the member minimum/maximum of that loss and the learning rate.
+            Steps and passes taken; ``loss`` is the Poisson-weighted NLL per event in the
+            standardised space (with noise dims), averaged over members and the last
+            pass; metrics hold the member minimum/maximum of that loss and the learning
+            rate.
 
         Raises:
             ValueError: bad ``n_iter``/``batch_size``, an empty buffer or bad columns.
@@ -184,13 +202,14 @@ class OnlineFlowEnsemble:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(derive_seed(self.seed, _STREAM_SHUFFLE, self.buffers_seen))
         self.bootstrap.reseed(self.buffers_seen)
+        event_weights = self.bootstrap.weights(n_events)  # (M, N): one draw per event and member
         n_columns = len(self.columns)
         batch = torch.empty(self.n_members, min(batch_size, n_events), self.features, device=self.device)
         member_loss_sum = torch.zeros(self.n_members, device=self.device)
-        steps = 0
+        steps = passes = 0
         for iteration in range(n_iter):
             order = torch.randperm(n_events, generator=generator, device=self.device)
-            last = iteration == n_iter - 1
+            member_loss_sum.zero_()
             for start in range(0, n_events, batch_size):
                 index = order[start : start + batch_size]
                 size = index.numel()
@@ -198,26 +217,32 @@ class OnlineFlowEnsemble:
                 inputs[..., :n_columns] = u[index]
                 if self.noise_dims:
                     inputs[..., n_columns:].normal_(generator=generator)
-                weights = self.bootstrap.weights(size)
+                weights = event_weights[:, index]
+                if self.on_batch is not None:
+                    self.on_batch(iteration, index, inputs, weights)
                 member_loss = (weights * self.flow.log_prob(inputs)).sum(dim=1).div_(-size)
                 self.optimizer.zero_grad(set_to_none=True)
                 member_loss.sum().backward()  # the flow's backward pass masks the weight gradients
                 self.optimizer.step()
                 steps += 1
-                if last:
-                    member_loss_sum += member_loss.detach() * size
+                member_loss_sum += member_loss.detach() * size
+            passes += 1
+            if stop is not None and passes < n_iter and stop(passes):
+                break
         self.steps += steps
-        self.events_trained += n_events * n_iter
+        self.events_trained += n_events * passes
         member_loss_mean = member_loss_sum / n_events
         return BufferReport(
             steps=steps,
-            loss=float(member_loss_mean.mean()) if n_iter else float("nan"),
+            loss=float(member_loss_mean.mean()) if passes else float("nan"),
             metrics={
-                "loss_member_min": float(member_loss_mean.min()) if n_iter else float("nan"),
-                "loss_member_max": float(member_loss_mean.max()) if n_iter else float("nan"),
+                "loss_member_min": float(member_loss_mean.min()) if passes else float("nan"),
+                "loss_member_max": float(member_loss_mean.max()) if passes else float("nan"),
                 "learning_rate": self.learning_rate,
                 "events": float(n_events),
+                "bootstrap_weight_mean": float(event_weights.mean()),
             },
+            passes=passes,
         )
 
     def end_buffer(self) -> None:
@@ -225,6 +250,10 @@ class OnlineFlowEnsemble:
         self.buffers_seen += 1
         if self.buffers_seen > self.swa_start:
             self.swa.update({"flat": self.flow.flat_weights()})
+
+    def after_buffer(self, data: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Nothing to do between buffers: the ensemble has one stage."""
+        return {}
 
     # ------------------------------------------------------------------ evaluation
     def weights(self, which: str = "auto") -> torch.Tensor:
@@ -365,52 +394,32 @@ class OnlineFlowEnsemble:
             "seed": self.seed,
         }
 
+    def _state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        loose = {"scaler_mean": self.scaler.mean, "scaler_std": self.scaler.std}
+        if self.swa.count:
+            loose["swa"] = self.swa.average["flat"]
+        return pack_state(modules={"flow": self.flow}, optimizers={"adam": self.optimizer}, tensors=loose)
+
     def training_state(self) -> dict[str, Any]:
-        """Counters: buffers seen, steps, events trained, SWA count, Adam step, scaler fitted."""
-        state = self.optimizer.state.get(self.flow.layers[0], {})
+        """Counters (buffers seen, steps, events trained, SWA count, scaler fitted) and the
+        optimiser's JSON state (:func:`models.state.pack_state`)."""
         return {
             "buffers_seen": self.buffers_seen,
             "steps": self.steps,
             "events_trained": self.events_trained,
             "swa_count": self.swa.count,
-            "adam_step": int(state["step"]) if "step" in state else 0,
             "scaler_fitted": self.scaler.fitted,
+            "state": self._state()[1],
         }
 
-    def _named(self, prefix: str, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {f"{prefix}.{k}": v.detach() for k, v in self.flow.unflatten(flat).items() if v.numel()}
-
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Live weights, SWA weights, Adam moments and the frozen standardisation.
+        """Live weights, Adam moments, SWA weights and the frozen standardisation.
 
-        Names: ``live.<layer>``, ``swa.<layer>``, ``adam_exp_avg.<layer>``,
-        ``adam_exp_avg_sq.<layer>`` with ``<layer>`` in :attr:`BatchedMAF.shapes`
-        (leading block and member dimensions), plus ``scaler.mean`` and ``scaler.std``.
+        Names as :func:`models.state.pack_state` gives them: ``module.flow.*``,
+        ``optim.adam.*``, ``tensor.swa`` (flat, :attr:`BatchedMAF.shapes` order),
+        ``tensor.scaler_mean`` and ``tensor.scaler_std``.
         """
-        tensors = self._named("live", self.flow.flat_weights())
-        if self.swa.count:
-            tensors.update(self._named("swa", self.swa.average["flat"]))
-        states = [self.optimizer.state.get(p, {}) for p in self.flow.layers]
-        for key in ("exp_avg", "exp_avg_sq"):
-            if all(key in state for state in states):
-                flat = self.flow.flatten_layers([state[key] for state in states])
-                tensors.update(self._named(f"adam_{key}", flat))
-        tensors["scaler.mean"] = self.scaler.mean
-        tensors["scaler.std"] = self.scaler.std
-        return tensors
-
-    def _flat_from(self, tensors: Mapping[str, torch.Tensor], prefix: str) -> torch.Tensor:
-        named = {}
-        for name, shape in self.flow.shapes.items():
-            key = f"{prefix}.{name}"
-            if math.prod(shape) == 0:
-                named[name] = torch.empty(shape)
-            elif key not in tensors:
-                msg = f"state tensor {key!r} is missing (have {len(tensors)} tensors)"
-                raise KeyError(msg)
-            else:
-                named[name] = tensors[key]
-        return self.flow.flatten(named)
+        return self._state()[0]
 
     @torch.no_grad()
     def load_state(self, tensors: Mapping[str, torch.Tensor], training_state: Mapping[str, Any]) -> None:
@@ -420,36 +429,23 @@ class OnlineFlowEnsemble:
             KeyError: a tensor or counter is missing (named).
             ValueError: a tensor has the wrong shape (named).
         """
-        for key in ("buffers_seen", "steps", "events_trained", "swa_count", "adam_step", "scaler_fitted"):
+        for key in ("buffers_seen", "steps", "events_trained", "swa_count", "scaler_fitted", "state"):
             if key not in training_state:
                 msg = f"training_state lacks {key!r} (have {sorted(training_state)})"
-                raise KeyError(msg)
-        self.flow.load_flat(self._flat_from(tensors, "live"))
+                raise StateError(msg)
         swa_count = int(training_state["swa_count"])
-        self.swa.load({"flat": self._flat_from(tensors, "swa")} if swa_count else {}, swa_count)
-        adam_step = int(training_state["adam_step"])
-        optimizer_state = self.optimizer.state_dict()
-        optimizer_state["state"] = {}
-        if adam_step:
-            moments = {
-                key: self.flow.split_flat(self._flat_from(tensors, f"adam_{key}")) for key in ("exp_avg", "exp_avg_sq")
-            }
-            for i in range(len(self.flow.layers)):
-                optimizer_state["state"][i] = {
-                    "step": torch.tensor(float(adam_step)),
-                    "exp_avg": moments["exp_avg"][i].clone(),
-                    "exp_avg_sq": moments["exp_avg_sq"][i].clone(),
-                }
-        self.optimizer.load_state_dict(optimizer_state)
-        for key in ("scaler.mean", "scaler.std"):
-            if key not in tensors:
-                msg = f"state tensor {key!r} is missing"
-                raise KeyError(msg)
-            if tensors[key].shape != (len(self.columns),):
-                msg = f"state tensor {key!r} has shape {tuple(tensors[key].shape)}, expected ({len(self.columns)},)"
+        names = ("scaler_mean", "scaler_std", "swa") if swa_count else ("scaler_mean", "scaler_std")
+        loose = unpack_state(
+            tensors, training_state["state"], modules={"flow": self.flow}, optimizers={"adam": self.optimizer},
+            tensor_names=names,
+        )
+        for key in ("scaler_mean", "scaler_std"):
+            if loose[key].shape != (len(self.columns),):
+                msg = f"state tensor {key!r} has shape {tuple(loose[key].shape)}, expected ({len(self.columns)},)"
                 raise ValueError(msg)
-        self.scaler.mean = tensors["scaler.mean"].to(self.device, torch.float32).clone()
-        self.scaler.std = tensors["scaler.std"].to(self.device, torch.float32).clone()
+        self.swa.load({"flat": loose["swa"].to(self.device, torch.float32)} if swa_count else {}, swa_count)
+        self.scaler.mean = loose["scaler_mean"].to(self.device, torch.float32).clone()
+        self.scaler.std = loose["scaler_std"].to(self.device, torch.float32).clone()
         self.scaler.fitted = bool(training_state["scaler_fitted"])
         self.buffers_seen = int(training_state["buffers_seen"])
         self.steps = int(training_state["steps"])

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from models.protocol import BufferReport
+from models.protocol import BufferReport, StopCallback
 from models.registry import register
 
 __all__ = ["GaussianTestModel"]
@@ -29,9 +29,15 @@ class GaussianTestModel:
         self.generator = torch.Generator().manual_seed(seed)
         self.buffers = 0
 
-    def train_on_buffer(self, data: Mapping[str, torch.Tensor], n_iter: int, batch_size: int) -> BufferReport:
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    def train_on_buffer(
+        self, data: Mapping[str, torch.Tensor], n_iter: int, batch_size: int, *, stop: StopCallback | None = None
+    ) -> BufferReport:
         x = torch.stack([data[c].float() for c in self.columns], dim=1)
-        steps = 0
+        steps = passes = 0
         loss = torch.tensor(0.0)
         for _ in range(n_iter):
             order = torch.randperm(len(x), generator=self.generator)
@@ -42,10 +48,16 @@ class GaussianTestModel:
                 loss.backward()
                 self.optimizer.step()
                 steps += 1
-        return BufferReport(steps, float(loss.detach()))
+            passes += 1
+            if stop is not None and passes < n_iter and stop(passes):
+                break
+        return BufferReport(steps, float(loss.detach()), passes=passes)
 
     def end_buffer(self) -> None:
         self.buffers += 1
+
+    def after_buffer(self, data: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return {"mean_0": float(self.mean.detach()[0])}
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"columns": self.columns, "learning_rate": self.learning_rate, "seed": self.seed}

@@ -52,6 +52,29 @@ class ContractCase:
     condition: Callable[[int], dict[str, torch.Tensor]] | None = None
     n_iter: int = 2
     batch_size: int = 64
+    probe: Callable[[Any, dict[str, torch.Tensor], int, int], list[dict[str, Any]]] | None = None
+
+
+def _probe_onlineflow(model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
+    """Per pass: the event order, the noise per event and the weights per event (member × event)."""
+    n = len(buffer["mass"])
+    passes: list[dict[str, Any]] = []
+
+    def record(pass_index: int, index: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+        if pass_index == len(passes):
+            passes.append({"order": [], "noise": torch.zeros(inputs.shape[0], n, inputs.shape[2] - 1),
+                           "weights": torch.zeros(weights.shape[0], n)})
+        entry = passes[pass_index]
+        entry["order"].append(index.clone())
+        entry["noise"][:, index] = inputs[..., 1:].detach().clone()
+        entry["weights"][:, index] = weights.clone()
+
+    model.on_batch = record
+    model.train_on_buffer(buffer, n_iter, batch_size)
+    model.on_batch = None
+    for entry in passes:
+        entry["order"] = torch.cat(entry["order"])
+    return passes
 
 
 CASES: dict[str, ContractCase] = {
@@ -59,6 +82,7 @@ CASES: dict[str, ContractCase] = {
         hyperparameters={"n_members": 3, "n_blocks": 2, "hidden_features": 8, "noise_dims": 1, "swa_start": 0, "seed": 4},
         buffer=lambda seed: _events(256, seed),
         sample_shapes=lambda n: {"mass": (3, n)},
+        probe=_probe_onlineflow,
     ),
     # The trainer tests' tiny Gaussian (tests/emulator/gaussian_model.py) obeys the contract too.
     "test-gaussian": ContractCase(
@@ -145,6 +169,45 @@ def test_resume_from_snapshot_is_exact(kind: str, tmp_path: Path) -> None:
     _train(straight, case, seed=1)
     _train(resumed, case, seed=1)
     _assert_same_state(straight, resumed)
+
+
+def test_stop_callback_ends_the_buffer(kind: str) -> None:
+    """``stop`` is asked after every pass; stopping after k passes equals ``n_iter = k``."""
+    case = _case(kind)
+    asked: list[int] = []
+    capped, stopped = (build_model(kind, case.hyperparameters) for _ in range(2))
+    full = capped.train_on_buffer(case.buffer(0), 2, case.batch_size)
+    early = stopped.train_on_buffer(case.buffer(0), 5, case.batch_size, stop=lambda done: asked.append(done) or done >= 2)
+    assert asked == [1, 2]
+    assert full.passes == early.passes == 2
+    assert early.steps == full.steps
+    _assert_same_state(capped, stopped)
+    assert model_device(capped) == torch.device("cpu")
+    capped.end_buffer()
+    metrics = capped.after_buffer(case.buffer(0))
+    assert all(isinstance(v, float) for v in metrics.values())
+
+
+def model_device(model: OnlineModel) -> torch.device:
+    """The protocol's ``device`` (a property or an attribute)."""
+    return torch.device(model.device)
+
+
+def test_passes_differ_in_order_and_noise_agree_in_weights(kind: str) -> None:
+    """Two passes over one buffer: a new order and new noise, the same bootstrap weights."""
+    case = _case(kind)
+    if case.probe is None:
+        pytest.skip(f"{kind} draws no per-event weights or noise")
+    model = build_model(kind, case.hyperparameters)
+    passes = case.probe(model, case.buffer(0), 2, case.batch_size)
+    assert len(passes) == 2
+    first, second = passes
+    assert not torch.equal(first["order"], second["order"])
+    assert torch.equal(first["order"].sort().values, second["order"].sort().values)
+    if first["noise"] is not None:
+        assert not torch.equal(first["noise"], second["noise"])
+    if first["weights"] is not None:
+        assert torch.equal(first["weights"], second["weights"]), "bootstrap weights changed between passes"
 
 
 def test_same_seed_same_training(kind: str) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
+from emulator.snapshot import load_snapshot, write_snapshot
 from models.flows.ensemble import OnlineFlowEnsemble
 from models.flows.nflows_bridge import load_member_into_nflows
 from models.protocol import OnlineModel
@@ -199,3 +201,83 @@ def test_bad_inputs_name_the_problem() -> None:
         model.sample(5, seed=0, condition={"incident_energy": torch.ones(5)})
     with pytest.raises(ValueError, match="no SWA update"):
         model.weights("swa")
+
+
+# ---------------------------------------------------------------- online bootstrap per event
+def _weights_per_pass(model: OnlineFlowEnsemble, buffer: dict[str, torch.Tensor], n_iter: int,
+                      stop: object = None) -> list[torch.Tensor]:
+    """(members, events) weight matrix each event got in each pass over ``buffer``."""
+    n = len(buffer["mass"])
+    per_pass: list[torch.Tensor] = []
+    seen: list[torch.Tensor] = []
+
+    def record(pass_index: int, index: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+        while len(per_pass) <= pass_index:
+            per_pass.append(torch.full((model.n_members, n), float("nan")))
+            seen.append(torch.zeros(n, dtype=torch.long))
+        per_pass[pass_index][:, index] = weights
+        seen[pass_index][index] += 1
+
+    model.on_batch = record
+    model.train_on_buffer(buffer, n_iter, 100, stop=stop)  # type: ignore[arg-type]
+    model.on_batch = None
+    for count in seen:
+        assert torch.equal(count, torch.ones(n, dtype=torch.long)), "every event exactly once per pass"
+    return per_pass
+
+
+def _mass_buffer(n: int, seed: int) -> dict[str, torch.Tensor]:
+    return {"mass": 1 + torch.empty(n).exponential_(generator=torch.Generator().manual_seed(seed))}
+
+
+def test_bootstrap_weight_of_an_event_is_held_for_all_passes() -> None:
+    model = OnlineFlowEnsemble(n_members=8, n_blocks=1, hidden_features=4, seed=3)
+    passes = _weights_per_pass(model, _mass_buffer(1000, 0), n_iter=4)
+    assert len(passes) == 4
+    for later in passes[1:]:
+        assert torch.equal(passes[0], later)
+    # The total weight an event gets over the buffer is Poisson(1) x N_iter, not Poisson(N_iter):
+    # its relative spread stays 1 however many passes.
+    total = torch.stack(passes).sum(0)
+    relative_spread = (total.std() / total.mean()).item()
+    assert relative_spread == pytest.approx(1.0, abs=0.05)
+
+
+def test_bootstrap_weights_are_poisson_one_independent_across_members_and_events() -> None:
+    model = OnlineFlowEnsemble(n_members=20, n_blocks=1, hidden_features=4, seed=5)
+    weights = _weights_per_pass(model, _mass_buffer(5000, 1), n_iter=1)[0]  # (20, 5000)
+    n = weights.numel()
+    # Poisson(1): mean 1 and variance 1; standard errors 1/sqrt(n) and sqrt(2)/sqrt(n) about.
+    assert weights.mean().item() == pytest.approx(1.0, abs=5 / n**0.5)
+    assert weights.var().item() == pytest.approx(1.0, abs=5 * 1.5 / n**0.5)
+    assert (weights == 0).float().mean().item() == pytest.approx(math.exp(-1), abs=5 * 0.5 / n**0.5)
+    # Per event across members: mean 1, variance 1 (averaged over events).
+    assert weights.var(dim=0).mean().item() == pytest.approx(1.0, abs=0.03)
+    # Independent across members and across events: correlations compatible with 0.
+    member_corr = torch.corrcoef(weights)
+    off_diagonal = member_corr[~torch.eye(20, dtype=torch.bool)]
+    assert off_diagonal.abs().max().item() < 5 / 5000**0.5
+    event_corr = torch.corrcoef(weights.T[:200])
+    assert event_corr[~torch.eye(200, dtype=torch.bool)].abs().mean().item() < 0.2
+
+
+def test_adaptive_passes_keep_the_weights_and_change_order_and_noise() -> None:
+    model = OnlineFlowEnsemble(n_members=4, n_blocks=1, hidden_features=4, seed=7)
+    passes = _weights_per_pass(model, _mass_buffer(600, 2), n_iter=10, stop=lambda done: done >= 3)
+    assert len(passes) == 3
+    assert all(torch.equal(passes[0], p) for p in passes)
+
+
+def test_bootstrap_weights_differ_between_buffers_and_survive_resume(tmp_path: Path) -> None:
+    hyper = {"n_members": 5, "n_blocks": 1, "hidden_features": 4, "seed": 11, "swa_start": 0}
+    straight = OnlineFlowEnsemble(**hyper)
+    first = _weights_per_pass(straight, _mass_buffer(500, 3), n_iter=2)[0]
+    straight.end_buffer()
+    write_snapshot(tmp_path / "snap", straight, {})
+    resumed = load_snapshot(tmp_path / "snap").model
+    assert isinstance(resumed, OnlineFlowEnsemble)
+    second_straight = _weights_per_pass(straight, _mass_buffer(500, 4), n_iter=2)[0]
+    second_resumed = _weights_per_pass(resumed, _mass_buffer(500, 4), n_iter=2)[0]
+    assert torch.equal(second_straight, second_resumed)
+    assert not torch.equal(first, second_straight)
+    assert torch.equal(straight.weights("live"), resumed.weights("live"))
