@@ -38,6 +38,7 @@ __all__ = [
     "poisson_tail_bounds",
     "scan_given",
     "scan_one",
+    "scan_paired",
     "scan_single",
 ]
 
@@ -234,6 +235,30 @@ def scan_given(
     pos = np.empty(n_hist, dtype=np.int64)
     width = np.empty(n_hist, dtype=np.int64)
     for i in prange(n_hist):
+        cum_obs = np.empty(n_bins + 1)
+        _prefix(observed[i], cum_obs)
+        logp[i], pos[i], width[i] = scan_one(cum_obs, cum_ref, lo, hi, widths, step, prune)
+    return logp, pos, width
+
+
+@njit(parallel=True, cache=True)
+def scan_paired(
+    observed: np.ndarray,
+    references: np.ndarray,
+    lo: int,
+    hi: int,
+    widths: np.ndarray,
+    step: int,
+    prune: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scan each row of ``observed`` against its own row of ``references`` (refitted toys)."""
+    n_hist, n_bins = observed.shape
+    logp = np.empty(n_hist)
+    pos = np.empty(n_hist, dtype=np.int64)
+    width = np.empty(n_hist, dtype=np.int64)
+    for i in prange(n_hist):
+        cum_ref = np.empty(n_bins + 1)
+        _prefix(references[i], cum_ref)
         cum_obs = np.empty(n_bins + 1)
         _prefix(observed[i], cum_obs)
         logp[i], pos[i], width[i] = scan_one(cum_obs, cum_ref, lo, hi, widths, step, prune)

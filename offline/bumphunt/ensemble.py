@@ -1,31 +1,43 @@
 """The ensemble bump hunt of arXiv 2202.09375 on per-member histograms.
 
-1. The first half of the members (``members[: N//2]``) locates the window: their summed
-   sample histogram is fitted with the background shape and scanned with BumpHunter.
+1. The first half of the members (``members[: N//2]``) locates the window: their **mean**
+   sample histogram, scaled to the events the model was trained on, is fitted with the
+   background shape and scanned with BumpHunter. In event units the scan's local
+   p-value does not depend on how many samples were drawn (scanning the raw sum of
+   10 × 10 M samples against 5 M events made Z_local grow with ``--samples``).
 2. The second half (``members[N//2 :]``) measures it: for each member, O_i is its count in
-   the window and B_i its own background fit integrated over the window.
+   the window and B_i its own background fit integrated over the window. Members whose
+   fit is invalid are left out of O and B (counted and named in ``invalid_member_fits``).
 3. Counts are normalised to real events: a member's histogram of ``n_samples`` draws is
-   multiplied by ``n_events / n_samples``, where ``n_events`` is the number of events the
-   model was trained on (see :func:`offline.bumphunt.analysis.training_events`). The
-   sample size is arbitrary; only this normalisation gives counts comparable with data.
-4. :func:`offline.bumphunt.significance.ensemble_significance` combines O_i and B_i.
+   multiplied by ``scale = n_events / n_samples``, where ``n_events`` is the number of
+   events the model was trained on (see :func:`offline.bumphunt.analysis.training_events`).
+4. :func:`offline.bumphunt.significance.ensemble_significance` combines O_i and B_i. The
+   known sampling variance of each O_i (multinomial, ``scale² · c(1 − c/n)``) and B_i
+   (its fit's covariance) is subtracted from the members' spread
+   (``sampling_noise="subtract"``, the default; ``"keep"`` keeps the raw spread).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from offline.bumphunt.errors import BumpHuntError
 from offline.bumphunt.fit import BackgroundFit, fit_background
 from offline.bumphunt.histogram import MemberHistograms
-from offline.bumphunt.scan import BumpHuntResult, ScanConfig, bump_hunt
-from offline.bumphunt.significance import EnsembleSignificance, ensemble_significance
+from offline.bumphunt.scan import BumpHuntResult, ScanConfig, bump_hunt, bump_hunt_refit
+from offline.bumphunt.significance import (
+    EnsembleSignificance,
+    ensemble_significance,
+    uncertainty_options,
+)
 
-__all__ = ["EnsembleBumpHunt", "ensemble_bump_hunt"]
+__all__ = ["SAMPLING_NOISE_POLICIES", "EnsembleBumpHunt", "ensemble_bump_hunt"]
 
 MIN_MEMBERS = 3
+SAMPLING_NOISE_POLICIES = ("subtract", "keep")
 
 
 @dataclass
@@ -33,18 +45,22 @@ class EnsembleBumpHunt:
     """Result of :func:`ensemble_bump_hunt`.
 
     Attributes:
-        locate: BumpHunter result of the first half (sample units).
-        locate_fit: background fit to the first half's summed histogram.
+        locate: BumpHunter result of the first half (event units).
+        locate_fit: background fit to the first half's mean histogram (event units).
         window_bins: ``(low_bin, high_bin)`` of the window.
         window: ``(low, high)`` in mass units.
-        observed: O_i of the measuring members (events).
-        background: B_i of the measuring members (events).
-        significance: combined O, B, errors and significance.
+        observed: O_i of the measuring members used (events).
+        background: B_i of the measuring members used (events).
+        significance: combined O, B, errors and significance (chosen δ option).
         scale: events per sample (``n_events / n_samples``).
         mean_counts: mean member histogram in events (for plots).
         std_counts: standard deviation over members per bin, in events.
         total_fit: background fit to the summed histogram of all members (sample units).
         jackknife_std: leave-one-member-out spread of the significance (measuring half).
+        options: the significance under every δ option.
+        sampling_variance: mean sampling variance of one O_i and one B_i (events²).
+        sampling_noise: ``"subtract"`` or ``"keep"``.
+        invalid_member_fits: indices of measuring members whose fit was invalid (dropped).
     """
 
     locate: BumpHuntResult
@@ -59,6 +75,19 @@ class EnsembleBumpHunt:
     std_counts: np.ndarray
     total_fit: BackgroundFit
     jackknife_std: float
+    options: dict[str, EnsembleSignificance] = field(default_factory=dict)
+    sampling_variance: dict[str, float] = field(default_factory=dict)
+    sampling_noise: str = "subtract"
+    invalid_member_fits: list[int] = field(default_factory=list)
+
+
+def _member_fit(member: np.ndarray, edges: np.ndarray, fit_order: int) -> BackgroundFit | None:
+    """The member's fit, or None when the fit fails or is invalid."""
+    try:
+        fit = fit_background(member, edges, fit_order)
+    except ValueError:
+        return None
+    return fit if fit.valid else None
 
 
 def ensemble_bump_hunt(
@@ -69,6 +98,9 @@ def ensemble_bump_hunt(
     n_pseudo: int = 1000,
     seed: int = 0,
     fit_order: int = 5,
+    uncertainty: str = "paper",
+    sampling_noise: str = "subtract",
+    refit_pseudo: bool = True,
 ) -> EnsembleBumpHunt:
     """Locate with the first half of the members, measure with the second half.
 
@@ -79,9 +111,16 @@ def ensemble_bump_hunt(
         n_pseudo: pseudo-experiments for the global p-value of the locating scan.
         seed: seed of those pseudo-experiments.
         fit_order: polynomial order of the background exponent.
+        uncertainty: δ option of the reported significance (see
+            :mod:`offline.bumphunt.significance`); every option is in ``options``.
+        sampling_noise: ``"subtract"`` the known sampling variance from the members'
+            spread, or ``"keep"`` it.
+        refit_pseudo: refit the background to every pseudo-experiment (calibrated
+            global p-value, :func:`offline.bumphunt.scan.bump_hunt_refit`).
 
     Raises:
-        BumpHuntError: fewer than three members, or no events.
+        BumpHuntError: fewer than three members, no events, a failed locating fit, or
+            fewer than two measuring members with a valid fit.
     """
     counts = histograms.counts
     n = histograms.n_members
@@ -91,24 +130,68 @@ def ensemble_bump_hunt(
     if not n_events > 0:
         msg = f"ensemble bump hunt needs a positive number of events to normalise to, got {n_events!r}"
         raise BumpHuntError(msg)
+    if sampling_noise not in SAMPLING_NOISE_POLICIES:
+        msg = f"sampling_noise must be one of {SAMPLING_NOISE_POLICIES}, got {sampling_noise!r}"
+        raise BumpHuntError(msg)
     edges = histograms.binning.edges
-    scale = float(n_events) / histograms.samples_per_member
+    n_samples = histograms.samples_per_member
+    scale = float(n_events) / n_samples
     half = n // 2
-    locating = counts[:half].sum(axis=0)
-    locate_fit = fit_background(locating, edges, fit_order)
-    locate = bump_hunt(locating, locate_fit.expected, scan, n_pseudo=n_pseudo, seed=seed)
+    locating = counts[:half].mean(axis=0) * scale
+    try:
+        locate_fit = fit_background(locating, edges, fit_order)
+    except ValueError as err:
+        msg = f"ensemble bump hunt: the locating half's histogram cannot be fitted: {err}"
+        raise BumpHuntError(msg) from err
+    if refit_pseudo:
+        locate = bump_hunt_refit(locating, locate_fit, scan, n_pseudo=n_pseudo, seed=seed)
+    else:
+        locate = bump_hunt(locating, locate_fit.expected, scan, n_pseudo=n_pseudo, seed=seed)
     low, high = locate.scan.low_bin, locate.scan.high_bin
-    observed = []
-    background = []
-    for member in counts[half:]:
-        member_fit = fit_background(member, edges, fit_order)
-        observed.append(member[low:high].sum() * scale)
+    observed, background, var_o, var_b, invalid = [], [], [], [], []
+    for index, member in enumerate(counts[half:], start=half):
+        member_fit = _member_fit(member, edges, fit_order)
+        if member_fit is None:
+            invalid.append(index)
+            continue
+        c = float(member[low:high].sum())
+        observed.append(c * scale)
         background.append(member_fit.window_count(low, high) * scale)
+        var_o.append(scale**2 * c * (1.0 - c / n_samples))
+        var_b.append(scale**2 * member_fit.window_variance(low, high))
+    if invalid:
+        warnings.warn(
+            f"ensemble bump hunt: the background fit of member(s) {invalid} is invalid; "
+            f"they are left out of O and B",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    if len(observed) < 2:
+        msg = (
+            f"ensemble bump hunt: only {len(observed)} measuring member(s) have a valid background fit "
+            f"(invalid: {invalid}); need at least 2"
+        )
+        raise BumpHuntError(msg)
     o, b = np.array(observed), np.array(background)
-    result = ensemble_significance(o, b, n)
+    subtract = sampling_noise == "subtract"
+    sampling = {
+        "O": float(np.mean(var_o)),
+        "B": float(np.nanmean(var_b)) if np.any(np.isfinite(var_b)) else 0.0,
+    }
+    noise = {
+        "sampling_variance_observed": sampling["O"] if subtract else 0.0,
+        "sampling_variance_background": sampling["B"] if subtract else 0.0,
+    }
+    options = uncertainty_options(o, b, n, **noise)
+    if uncertainty not in options:
+        msg = f"uncertainty must be one of {sorted(options)}, got {uncertainty!r}"
+        raise BumpHuntError(msg)
+    result = options[uncertainty]
     jack = (
         [
-            ensemble_significance(np.delete(o, i), np.delete(b, i), n).significance
+            ensemble_significance(
+                np.delete(o, i), np.delete(b, i), n, uncertainty=uncertainty, **noise
+            ).significance
             for i in range(o.size)
         ]
         if o.size > 2
@@ -116,6 +199,11 @@ def ensemble_bump_hunt(
     )
     jackknife_std = float(np.sqrt((len(jack) - 1) * np.var(jack))) if jack else float("nan")
     scaled = counts * scale
+    try:
+        total_fit = fit_background(counts.sum(axis=0), edges, fit_order)
+    except ValueError as err:
+        msg = f"ensemble bump hunt: the summed histogram of all members cannot be fitted: {err}"
+        raise BumpHuntError(msg) from err
     return EnsembleBumpHunt(
         locate=locate,
         locate_fit=locate_fit,
@@ -127,6 +215,10 @@ def ensemble_bump_hunt(
         scale=scale,
         mean_counts=scaled.mean(axis=0),
         std_counts=scaled.std(axis=0, ddof=1),
-        total_fit=fit_background(counts.sum(axis=0), edges, fit_order),
+        total_fit=total_fit,
         jackknife_std=jackknife_std,
+        options=options,
+        sampling_variance=sampling,
+        sampling_noise=sampling_noise,
+        invalid_member_fits=invalid,
     )

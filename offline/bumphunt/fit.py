@@ -7,7 +7,14 @@ smooth shapes). Internally the polynomial is in ``x = m / scale`` (``scale`` = t
 |edge|) so that all coefficients are of order one; the reported parameters are converted
 back to mass units. For robustness the fit starts from a weighted log-linear regression
 (a pure exponential) and raises the order one step at a time, each fit starting from the
-previous one.
+previous one. The MIGRAD result is then polished by Fisher scoring
+(:func:`offline.bumphunt.refit.refit_many`), the same minimiser that refits the
+pseudo-experiments, so the data and their pseudo-experiments are fitted alike.
+
+A fit is *valid* when the polished minimum has a vanishing Newton decrement (or MIGRAD
+reported a valid minimum); invalid fits are counted and flagged by the callers
+(:mod:`offline.bumphunt.ensemble`, :mod:`offline.bumphunt.classical`). ``mask`` leaves
+bins out of the fit (a side-band fit around a window).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from iminuit import Minuit
+
+from offline.bumphunt.refit import refit_many
 
 __all__ = ["PARAMETER_NAMES", "BackgroundFit", "background_counts", "fit_background"]
 
@@ -35,8 +44,9 @@ class BackgroundFit:
         expected: fitted expected counts per bin.
         deviance: Baker–Cousins deviance at the minimum (≈ χ² for large counts).
         ndof: bins minus free parameters.
-        valid: whether MIGRAD reported a valid minimum.
+        valid: whether the minimum is valid (see the module docstring).
         order: polynomial order in the exponent.
+        mask: bins that entered the fit.
     """
 
     parameters: dict[str, float]
@@ -49,6 +59,31 @@ class BackgroundFit:
     edges: np.ndarray = field(repr=False)
     _internal: np.ndarray = field(repr=False)
     _scale: float = field(repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
+    _covariance: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def coefficients(self) -> np.ndarray:
+        """Internal coefficients (powers of ``m / scale``), for refits."""
+        return self._internal
+
+    @property
+    def scale(self) -> float:
+        """Mass scale of the internal polynomial."""
+        return self._scale
+
+    def window_variance(self, low_bin: int, high_bin: int) -> float:
+        """Variance of :meth:`window_count` from the fit's covariance (delta method).
+
+        Meaningful for Poisson counts (the fit of a sample histogram); ``nan`` if the
+        covariance is not available.
+        """
+        if self._covariance is None or not np.all(np.isfinite(self._covariance)):
+            return float("nan")
+        powers, weights = _design(self.edges, self._scale, len(self._internal) - 1)
+        f = np.exp(powers @ self._internal) * weights
+        gradient = np.einsum("bj,bjk->k", f[low_bin:high_bin], powers[low_bin:high_bin])
+        return float(max(gradient @ self._covariance @ gradient, 0.0))
 
     def window_count(self, low_bin: int, high_bin: int) -> float:
         """Expected background in bins ``[low_bin, high_bin)``."""
@@ -76,11 +111,11 @@ def background_counts(coefficients: np.ndarray, edges: np.ndarray, scale: float)
     return (np.exp(powers @ coefficients) * weights).sum(axis=1)
 
 
-def _start(counts: np.ndarray, edges: np.ndarray, scale: float) -> np.ndarray:
+def _start(counts: np.ndarray, edges: np.ndarray, scale: float, use: np.ndarray) -> np.ndarray:
     """log α and the slope from a weighted straight-line fit of log(density)."""
     widths = np.diff(edges)
     x = 0.5 * (edges[:-1] + edges[1:]) / scale
-    mask = counts > 0
+    mask = (counts > 0) & use
     if mask.sum() < 2:
         msg = f"fit: need at least two non-empty bins, got {int(mask.sum())}"
         raise ValueError(msg)
@@ -90,9 +125,10 @@ def _start(counts: np.ndarray, edges: np.ndarray, scale: float) -> np.ndarray:
 
 
 def _minimise(
-    counts: np.ndarray, powers: np.ndarray, weights: np.ndarray, start: np.ndarray
+    counts: np.ndarray, powers: np.ndarray, weights: np.ndarray, start: np.ndarray, use: np.ndarray
 ) -> Minuit:
     n = counts
+    on = use.astype(np.float64)
     n_log_n = np.where(n > 0, n * np.log(np.where(n > 0, n, 1.0)), 0.0)
 
     def expected(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -103,12 +139,12 @@ def _minimise(
         mu, _ = expected(np.asarray(c))
         if not np.all(np.isfinite(mu)) or np.any(mu <= 0):
             return 1e300
-        return float(2.0 * np.sum(mu - n + n_log_n - n * np.log(mu)))
+        return float(2.0 * np.sum(on * (mu - n + n_log_n - n * np.log(mu))))
 
     def gradient(c: np.ndarray) -> np.ndarray:
         mu, f = expected(np.asarray(c))
         dmu = np.einsum("bj,bjk->bk", f, powers)
-        return 2.0 * ((1.0 - n / mu)[:, None] * dmu).sum(axis=0)
+        return 2.0 * ((on * (1.0 - n / mu))[:, None] * dmu).sum(axis=0)
 
     minuit = Minuit(deviance, start, grad=gradient)
     minuit.errordef = Minuit.LEAST_SQUARES
@@ -121,13 +157,16 @@ def _minimise(
     return minuit
 
 
-def _covariance(counts: np.ndarray, edges: np.ndarray, scale: float, c: np.ndarray) -> np.ndarray:
+def _covariance(
+    counts: np.ndarray, edges: np.ndarray, scale: float, c: np.ndarray, use: np.ndarray
+) -> np.ndarray:
     """Covariance of the internal coefficients from the exact Hessian of the deviance.
 
     (MIGRAD's approximate Hessian underestimates the errors of these strongly
     correlated coefficients.)
     """
     powers, weights = _design(edges, scale, len(c) - 1)
+    powers, weights, counts = powers[use], weights[use], counts[use]
     f = np.exp(powers @ c) * weights
     mu = f.sum(axis=1)
     d1 = np.einsum("bj,bjk->bk", f, powers)
@@ -142,13 +181,17 @@ def _covariance(counts: np.ndarray, edges: np.ndarray, scale: float, c: np.ndarr
         return np.full(hessian.shape, np.nan)
 
 
-def fit_background(counts: np.ndarray, edges: np.ndarray, order: int = 5) -> BackgroundFit:
+def fit_background(
+    counts: np.ndarray, edges: np.ndarray, order: int = 5, *, mask: np.ndarray | None = None
+) -> BackgroundFit:
     """Fit p(m) = α exp(−β m + γ m² + ...) of polynomial ``order`` to a histogram.
 
     Args:
         counts: counts per bin (Poisson; scaled counts are fine for the central values).
         edges: bin edges, ``len(counts) + 1`` values.
         order: highest power of m in the exponent (1 to 5; the paper uses 5).
+        mask: boolean per bin, the bins that enter the fit (default all); the expected
+            counts are still given for every bin.
 
     Returns:
         The fit result, with expected counts per bin.
@@ -173,20 +216,31 @@ def fit_background(counts: np.ndarray, edges: np.ndarray, order: int = 5) -> Bac
     if not 1 <= order <= 5:
         msg = f"fit: order must be between 1 and 5, got {order}"
         raise ValueError(msg)
+    use = np.ones(counts.size, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    if use.shape != counts.shape:
+        msg = f"fit: mask has shape {use.shape}, counts {counts.shape}"
+        raise ValueError(msg)
     scale = float(np.max(np.abs(edges)))
-    coefficients = _start(counts, edges, scale)
+    coefficients = _start(counts, edges, scale, use)
     minuit = None
     for k in range(1, order + 1):
         if k > 1:
             coefficients = np.append(coefficients, 0.0)
         powers, weights = _design(edges, scale, k)
-        minuit = _minimise(counts, powers, weights, coefficients)
+        minuit = _minimise(counts, powers, weights, coefficients, use)
         coefficients = np.array(minuit.values)
     assert minuit is not None
     internal = np.array(minuit.values)
-    internal_errors = np.sqrt(
-        np.clip(np.diag(_covariance(counts, edges, scale, internal)), 0.0, None)
-    )
+    deviance_value = float(minuit.fval)
+    polished = refit_many(counts[None], edges, scale, internal, mask=use)
+    valid = bool(minuit.valid)
+    if np.isfinite(polished.deviance[0]) and polished.deviance[0] <= deviance_value + 1e-9:
+        internal = polished.coefficients[0]
+        deviance_value = float(polished.deviance[0])
+        valid = valid or bool(polished.converged[0])
+    valid = valid and bool(np.all(np.isfinite(internal)))
+    covariance = _covariance(counts, edges, scale, internal, use)
+    internal_errors = np.sqrt(np.clip(np.diag(covariance), 0.0, None))
     signs = np.array([1.0, -1.0, 1.0, 1.0, 1.0, 1.0])
     parameters = dict.fromkeys(PARAMETER_NAMES, 0.0)
     errors = dict.fromkeys(PARAMETER_NAMES, 0.0)
@@ -200,11 +254,13 @@ def fit_background(counts: np.ndarray, edges: np.ndarray, order: int = 5) -> Bac
         parameters=parameters,
         errors=errors,
         expected=expected,
-        deviance=float(minuit.fval),
-        ndof=int(counts.size - (order + 1)),
-        valid=bool(minuit.valid),
+        deviance=deviance_value,
+        ndof=int(use.sum() - (order + 1)),
+        valid=valid,
         order=order,
         edges=edges,
         _internal=internal,
         _scale=scale,
+        mask=None if mask is None else use,
+        _covariance=covariance,
     )

@@ -23,22 +23,46 @@ Pseudo-data policies (``seed_policy``):
 * ``"pybumphunter"``: the pseudo-histograms pyBumpHunter itself draws
   (``numpy.random.seed(seed)`` then ``numpy.random.poisson(expected[:, None],
   (n_bins, n_pseudo))``), so both tools give the identical global p-value.
+
+**Refitted pseudo-experiments** (:func:`bump_hunt_refit`, what the analysis uses): the
+observed ``t`` is taken against a background fitted to the same data, which absorbs part
+of any fluctuation. A calibration that scans the pseudo-data against the fixed fit they
+were drawn from gives them no such help, so their ``t`` is larger and the global p-value
+too large (measured: mean p 0.68 under the null). :func:`bump_hunt_refit` refits the
+background to every pseudo-experiment (batched Fisher scoring,
+:mod:`offline.bumphunt.refit`) and scans it against its own fit, exactly as the data
+were treated, so the global p-value is uniform under the null. The plain
+:func:`bump_hunt` (no refit) stays for comparisons with pyBumpHunter, which does not
+refit either.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import ndtri_exp
 
 from offline.bumphunt import _kernels, _lookup, _poisson
 
+if TYPE_CHECKING:
+    from offline.bumphunt.fit import BackgroundFit
+
+from offline.bumphunt.trials import (
+    calibrated_log_pvalue,
+    effective_trials,
+    significance_from_log_pvalue,
+)
+
 __all__ = [
     "BumpHuntResult",
     "ScanConfig",
     "ScanResult",
     "bump_hunt",
+    "bump_hunt_refit",
+    "format_pvalue",
     "pseudo_histograms",
     "scan_histogram",
 ]
@@ -128,11 +152,35 @@ class BumpHuntResult:
         scan: the most significant window of the data.
         pseudo_test_statistics: ``t`` of every pseudo-experiment.
         n_exceeding: pseudo-experiments with ``t >= t_data``.
+        refit: whether each pseudo-experiment was refitted (:func:`bump_hunt_refit`).
+        invalid_pseudo_fits: pseudo-experiments whose refit did not converge (kept).
     """
 
     scan: ScanResult
     pseudo_test_statistics: np.ndarray
     n_exceeding: int
+    refit: bool = False
+    invalid_pseudo_fits: int = 0
+
+    @property
+    def effective_trials(self) -> float:
+        """Fitted effective number of windows (:func:`offline.bumphunt.trials.effective_trials`)."""
+        return effective_trials(self.pseudo_test_statistics)
+
+    @property
+    def calibrated_log_pvalue(self) -> float:
+        """log of the toy-calibrated global p-value, finite beyond the toys' reach."""
+        return calibrated_log_pvalue(self.scan.test_statistic, self.effective_trials)
+
+    @property
+    def calibrated_significance(self) -> float:
+        """Φ̄⁻¹ of the calibrated global p-value (≈ N(0, 1) under the null)."""
+        return significance_from_log_pvalue(self.calibrated_log_pvalue)
+
+    @property
+    def global_pvalue_text(self) -> str:
+        """The global p-value for people: ``"< 1e-3 (1000 pseudo-experiments)"`` when none exceeds."""
+        return format_pvalue(self.n_exceeding, self.n_pseudo)
 
     @property
     def n_pseudo(self) -> int:
@@ -157,6 +205,22 @@ class BumpHuntResult:
             return float("nan")
         p = max(self.global_pvalue, 1.0 / self.n_pseudo)
         return float(-ndtri_exp(np.log(p))) if p < 1.0 else 0.0
+
+
+def format_pvalue(n_exceeding: int, n_pseudo: int) -> str:
+    """A global p-value from ``n_exceeding`` of ``n_pseudo`` pseudo-experiments, as text.
+
+    Example:
+        >>> format_pvalue(0, 1000), format_pvalue(25, 1000), format_pvalue(0, 300)
+        ('< 1e-3 (1000 pseudo-experiments)', '0.025 (1000 pseudo-experiments)', '< 0.00333 (300 pseudo-experiments)')
+    """
+    if n_pseudo <= 0:
+        return "not computed (0 pseudo-experiments)"
+    if n_exceeding == 0:
+        bound = 1.0 / n_pseudo
+        text = f"{bound:.0e}".replace("e-0", "e-") if 10 ** round(math.log10(bound)) == bound else f"{bound:.3g}"
+        return f"< {text} ({n_pseudo} pseudo-experiments)"
+    return f"{n_exceeding / n_pseudo:.4g} ({n_pseudo} pseudo-experiments)"
 
 
 def _check_histograms(observed: np.ndarray, expected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,3 +344,51 @@ def bump_hunt(
         t_pseudo = -_lookup.scan_counts(pseudo, ref, lo, hi, widths, config.scan_step)[0]
     n_exceeding = int(np.count_nonzero(t_pseudo >= scan.test_statistic))
     return BumpHuntResult(scan, t_pseudo, n_exceeding)
+
+
+def bump_hunt_refit(
+    observed: np.ndarray,
+    fit: BackgroundFit,
+    config: ScanConfig | None = None,
+    *,
+    n_pseudo: int = 1000,
+    seed: int = 0,
+) -> BumpHuntResult:
+    """Scan ``observed`` against ``fit`` and calibrate with refitted pseudo-experiments.
+
+    Pseudo-experiment ``i`` is drawn (``"counter"`` policy) around ``fit.expected``, the
+    background is refitted to it from ``fit``'s parameters over the same bins, and it is
+    scanned against its own fit, as the data were (see the module docstring).
+
+    Args:
+        observed: observed counts per bin (the histogram ``fit`` was fitted to).
+        fit: the background fit to ``observed``.
+        config: window settings.
+        n_pseudo: number of pseudo-experiments (0: local result only).
+        seed: seed of the pseudo-data.
+
+    Returns:
+        As :func:`bump_hunt`, with ``refit=True`` and the count of refits that did not
+        converge (their last iterate is used).
+    """
+    from offline.bumphunt.refit import refit_many
+
+    config = config or ScanConfig()
+    if n_pseudo < 0:
+        msg = f"scan: n_pseudo must be >= 0, got {n_pseudo}"
+        raise ValueError(msg)
+    expected = np.asarray(fit.expected, dtype=np.float64)
+    scan = scan_histogram(observed, expected, config)
+    if n_pseudo == 0:
+        return BumpHuntResult(scan, np.empty(0), 0, refit=True)
+    lo, hi = _scan_range(expected)
+    pseudo = _poisson.pseudo_histograms(expected, int(seed), int(n_pseudo))
+    refits = refit_many(pseudo, fit.edges, fit.scale, fit.coefficients, mask=fit.mask)
+    references = np.where(np.isfinite(refits.expected), refits.expected, expected[None, :])
+    logp, _, _ = _kernels.scan_paired(
+        pseudo, np.ascontiguousarray(references), lo, hi, config.widths(), config.scan_step, True
+    )
+    t_pseudo = -logp
+    n_exceeding = int(np.count_nonzero(t_pseudo >= scan.test_statistic))
+    invalid = int(np.count_nonzero(~refits.converged))
+    return BumpHuntResult(scan, t_pseudo, n_exceeding, refit=True, invalid_pseudo_fits=invalid)
