@@ -26,7 +26,12 @@ __all__ = ["ParquetSource", "open_source", "register_source", "source_kinds"]
 SourceFactory = Callable[[str | None, Mapping[str, Any]], Source]
 _FACTORIES: dict[str, SourceFactory] = {}
 # Modules that register further kinds on import (skipped if not installed yet).
-_PLUGIN_MODULES = ("stream.showers.sources", "stream.readers.root_events", "stream.generators.dijet")
+_PLUGIN_MODULES = (
+    "stream.showers.sources",
+    "stream.readers.root_events",
+    "stream.readers.lhco",
+    "stream.generators.dijet",
+)
 
 
 def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
