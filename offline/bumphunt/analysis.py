@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from offline.bumphunt.classical import DataBumpHunt, data_bump_hunt
-from offline.bumphunt.data import find_config_value, null_masses, read_stored_events
+from offline.bumphunt.data import column_unit, find_config_value, null_masses, read_stored_events
 from offline.bumphunt.ensemble import SAMPLING_NOISE_POLICIES, EnsembleBumpHunt, ensemble_bump_hunt
 from offline.bumphunt.errors import BumpHuntError
 from offline.bumphunt.histogram import MassBinning, MemberHistograms, sample_member_histograms
@@ -134,6 +134,7 @@ class EnsembleAnalysis:
     ensemble: EnsembleBumpHunt
     data: dict[int, DataBumpHunt]
     report: dict[str, Any]
+    mass_unit: str | None = None
 
 
 def training_events(manifest: Mapping[str, Any]) -> tuple[int, str]:
@@ -343,7 +344,11 @@ def _analyse_group(
         else None,
         "warnings": warnings,
     }
-    return EnsembleAnalysis([s.path for s in snapshots], manifest, histograms, ens, data, report)
+    unit = column_unit(stored_path, settings.column) if stored is not None else None
+    report["mass_unit"] = unit
+    return EnsembleAnalysis(
+        [s.path for s in snapshots], manifest, histograms, ens, data, report, unit
+    )
 
 
 def analyse(

@@ -18,7 +18,7 @@ import numpy as np
 
 from offline.bumphunt.errors import BumpHuntError
 
-__all__ = ["find_config_value", "null_masses", "read_stored_events"]
+__all__ = ["column_unit", "find_config_value", "null_masses", "read_stored_events"]
 
 
 def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.ndarray]:
@@ -62,6 +62,24 @@ def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.n
     if "is_signal" in table.column_names:
         out["is_signal"] = table.column("is_signal").to_numpy(zero_copy_only=False)
     return out
+
+
+def column_unit(path: str | Path, column: str = "mass") -> str | None:
+    """The unit stored in the field metadata of ``column`` (``b"unit"``), or None."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    parts = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    try:
+        schema = pq.read_schema(parts[0]) if parts else None
+    except (OSError, pa.ArrowException):
+        return None
+    if schema is None or column not in schema.names:
+        return None
+    meta = schema.field(column).metadata or {}
+    unit = meta.get(b"unit")
+    return unit.decode() if unit else None
 
 
 def find_config_value(config: Any, key: str) -> Any:

@@ -55,31 +55,45 @@ def _mplhep_style(plot: Callable[_P, Path]) -> Callable[_P, Path]:
     return styled
 
 
+def _unit_label(unit: str | None) -> str:
+    """Mass axis label with its unit (the toy's dimensionless mass: arbitrary units)."""
+    if not unit or unit in ("dimensionless", "1"):
+        return "mass m [arb. units]"
+    return f"mass m [{unit}]"
+
+
 @_mplhep_style
 def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
-    """Spectrum with fit, window, ensemble band and a pull panel."""
+    """Spectrum with fit, window, ensemble band and a pull panel.
+
+    The legend sits above the axes (never on the data); the member band is drawn opaque
+    enough to see on a log scale and again, relative to the fit, in the pull panel, whose
+    quantity is written on its axis.
+    """
     plt = _pyplot()
     ens = analysis.ensemble
     binning = analysis.histograms.binning
     edges, centers = binning.edges, binning.centers
     fit = ens.total_fit.expected * ens.scale / analysis.histograms.n_members
     fig, (top, bottom) = plt.subplots(
-        2, 1, sharex=True, figsize=(8, 7), gridspec_kw={"height_ratios": [3, 1]}
+        2, 1, sharex=True, figsize=(8, 8.5), gridspec_kw={"height_ratios": [3, 1.3]}
     )
     mean, std = ens.mean_counts, ens.std_counts
     top.stairs(
         mean + std,
         edges,
-        baseline=mean - std,
+        baseline=np.maximum(mean - std, 1e-9),
         fill=True,
-        alpha=0.3,
-        color="C0",
+        alpha=0.55,
+        color="gold",
+        ec="darkgoldenrod",
+        lw=0.6,
         label="ensemble ±1σ (members)",
     )
     top.stairs(
-        mean, edges, color="C0", label=f"ensemble mean ({analysis.histograms.n_members} members)"
+        mean, edges, color="C0", lw=1.5, label=f"ensemble mean ({analysis.histograms.n_members} members)"
     )
-    top.plot(centers, fit, color="C1", label="background fit")
+    top.plot(centers, fit, color="C1", lw=1.5, label="background fit")
     if 1 in analysis.data:
         top.errorbar(
             centers,
@@ -89,15 +103,34 @@ def plot_spectrum(analysis: EnsembleAnalysis, path: Path) -> Path:
             label="stored data",
         )
     for ax in (top, bottom):
-        ax.axvspan(*ens.window, color="C3", alpha=0.15, label="window" if ax is top else None)
+        ax.axvspan(
+            *ens.window,
+            color="C3",
+            alpha=0.15,
+            label=f"window [{ens.window[0]:g}, {ens.window[1]:g}]" if ax is top else None,
+        )
     top.set_yscale("log")
     top.set_ylabel("events / bin")
-    top.legend(fontsize="x-small", loc="upper right", frameon=False)
-    pull = np.divide(mean - fit, np.sqrt(fit + std**2), out=np.zeros_like(fit), where=fit > 0)
-    bottom.stairs(pull, edges, color="C0")
+    top.legend(
+        fontsize="x-small",
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.01),
+        ncol=2,
+        columnspacing=1.0,
+        frameon=False,
+        borderaxespad=0.0,
+    )
+    denominator = np.sqrt(np.maximum(fit, 0.0) + std**2)
+    ok = denominator > 0
+    pull = np.divide(mean - fit, denominator, out=np.zeros_like(fit), where=ok)
+    band = np.divide(std, denominator, out=np.zeros_like(fit), where=ok)
+    bottom.stairs(band, edges, baseline=-band, fill=True, alpha=0.55, color="gold", ec="darkgoldenrod", lw=0.6)
+    bottom.stairs(pull, edges, color="C0", lw=1.5)
     bottom.axhline(0.0, color="k", lw=0.8)
-    bottom.set_ylabel("pull")
-    bottom.set_xlabel("mass")
+    bottom.set_ylabel("pull\n(mean − fit) / √(fit + σ²)", fontsize="x-small")
+    limit = max(1.5, float(np.nanmax(np.abs(np.concatenate([pull, band])))) * 1.15)
+    bottom.set_ylim(-limit, limit)
+    bottom.set_xlabel(_unit_label(analysis.mass_unit))
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -117,7 +150,7 @@ def plot_significance_vs_prescale(analysis: EnsembleAnalysis, path: Path) -> Pat
     if np.isfinite(band):
         ax.axhspan(sig - band, sig + band, color="C0", alpha=0.25)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("prescale factor")
+    ax.set_xlabel("prescale factor k (keep every k-th event)")
     ax.set_ylabel("significance")
     ax.legend(fontsize="small", frameon=False)
     fig.savefig(path, dpi=100, bbox_inches="tight")
