@@ -353,12 +353,18 @@ def bump_hunt_refit(
     *,
     n_pseudo: int = 1000,
     seed: int = 0,
+    extra_variance: np.ndarray | None = None,
 ) -> BumpHuntResult:
     """Scan ``observed`` against ``fit`` and calibrate with refitted pseudo-experiments.
 
     Pseudo-experiment ``i`` is drawn (``"counter"`` policy) around ``fit.expected``, the
     background is refitted to it from ``fit``'s parameters over the same bins, and it is
     scanned against its own fit, as the data were (see the module docstring).
+
+    ``extra_variance`` (per bin) adds Gaussian noise of that variance to every
+    pseudo-experiment, for a histogram that fluctuates more than Poisson counts: the
+    ensemble's locating histogram is a mean of bootstrap replicas, which adds the
+    replicas' spread over their number (:mod:`offline.bumphunt.ensemble`).
 
     Args:
         observed: observed counts per bin (the histogram ``fit`` was fitted to).
@@ -383,10 +389,21 @@ def bump_hunt_refit(
         return BumpHuntResult(scan, np.empty(0), 0, refit=True)
     lo, hi = _scan_range(expected)
     pseudo = _poisson.pseudo_histograms(expected, int(seed), int(n_pseudo))
+    integer = extra_variance is None
+    if not integer:
+        sd = np.sqrt(np.clip(np.asarray(extra_variance, dtype=np.float64), 0.0, None))
+        noise = np.random.default_rng([int(seed), 0x5EED]).standard_normal(pseudo.shape)
+        pseudo = np.clip(pseudo + noise * sd[None, :], 0.0, None)
     refits = refit_many(pseudo, fit.edges, fit.scale, fit.coefficients, mask=fit.mask)
     references = np.where(np.isfinite(refits.expected), refits.expected, expected[None, :])
     logp, _, _ = _kernels.scan_paired(
-        pseudo, np.ascontiguousarray(references), lo, hi, config.widths(), config.scan_step, True
+        pseudo,
+        np.ascontiguousarray(references),
+        lo,
+        hi,
+        config.widths(),
+        config.scan_step,
+        integer,  # pruning is exact for integer counts only
     )
     t_pseudo = -logp
     n_exceeding = int(np.count_nonzero(t_pseudo >= scan.test_statistic))

@@ -140,3 +140,54 @@ def test_help_mentions_formula_and_paper() -> None:
     assert "2202.09375" in result.stdout
     assert "sqrt(O^2 + B^2)" in result.stdout
     assert "python -m offline.bumphunt snapshot/" in result.stdout
+
+
+def test_calibrated_keys_and_messages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    snap = _snapshot(tmp_path / "snap")
+    assert main([str(snap), "--json", *ARGS]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert f"plots written to {snap / 'bumphunt'}" in captured.err
+    assert sorted(report["data_significance_calibrated"], key=int) == ["1", "2", "4", "8", "16", "32"]
+    assert "crossover_prescale_calibrated" in report
+    assert report["invalid_fits"]["count"] == 0
+    assert report["invalid_fits"]["members"] == []
+    # the 2 % bump at prescale 1 is far beyond 50 pseudo-experiments: p = 0 is written
+    # as a bound, and the calibrated significance still says how far
+    assert report["data"]["1"]["global_pvalue"] == 0.0
+    assert report["data"]["1"]["global_pvalue_text"] == "< 0.02 (50 pseudo-experiments)"
+    assert report["data_significance_calibrated"]["1"] > 5
+    assert set(report["delta_S_options"]) == {"paper", "spread", "stderr"}
+    d = report["delta_S_options"]
+    assert d["spread"] == pytest.approx(d["paper"] * report["n_members"] / 2)
+    assert d["stderr"] == pytest.approx(d["spread"] / np.sqrt(report["n_members"] / 2))
+    assert report["sampling_noise"]["policy"] == "subtract"
+    assert main([str(snap), "--no-plots", "--uncertainty", "spread", *ARGS]) == 0
+    text = capsys.readouterr().out
+    assert "(delta: spread)" in text
+    assert "crossover prescale (calibrated)" in text
+    assert "< 0.02 (50 pseudo-experiments)" in text
+
+
+@pytest.mark.parametrize("argument", ["--samples", "--chunk-size"])
+def test_zero_sizes_exit_2_without_traceback(argument: str, tmp_path: Path) -> None:
+    snap = _snapshot(tmp_path / "snap", stored=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "offline.bumphunt", str(snap), argument, "0"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"argument {argument}: must be a positive integer, got '0'" in result.stderr
+
+
+def test_cuda_without_cuda_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    snap = _snapshot(tmp_path / "snap", stored=False)
+    assert main([str(snap), "--device", "cuda", *ARGS]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available" in err
+    assert "corrupt" not in err

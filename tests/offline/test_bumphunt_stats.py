@@ -142,3 +142,41 @@ def test_ensemble_needs_three_members() -> None:
     hists = sample_member_histograms(FakeEnsemble(n_members=2), 1000, BINNING, progress=False)
     with pytest.raises(BumpHuntError, match="at least 3"):
         ensemble_bump_hunt(hists, n_events=1000)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_histogram_ignores_inf_nan_huge_and_negative(dtype: type) -> None:
+    # int((x - low) / width) of a huge or infinite x is INT64_MIN: it must never index.
+    bad = np.array([np.inf, -np.inf, np.nan, 9.3e17, 1e300 if dtype is np.float64 else 3e38, -1.0, -1e30, 5.0])
+    good = np.array([0.05, 4.95, 2.5])
+    values = np.stack([np.concatenate([bad, good]), np.concatenate([good, bad])]).astype(dtype)
+    out = histogram_members(values, BINNING)
+    for row in out:
+        assert row.sum() == 3
+        assert (row[0], row[49], row[25]) == (1.0, 1.0, 1.0)
+
+
+def _shard(seed: int, identity: dict | None, source_seed: int = 0) -> dict:
+    manifest = {
+        "config": {"seed": source_seed, "source": {"spec": "toy"}},
+        "events_seen": 10,
+        "hyperparameters": {"seed": seed},
+        "model_kind": "x",
+    }
+    if identity is not None:
+        manifest["data_identity"] = identity
+    return manifest
+
+
+def test_shards_of_different_data_are_refused() -> None:
+    same = {"source": "toy", "seed": 1, "options": {"slope": 1.0}, "id": "00aa11bb22cc33dd"}
+    other = {**same, "seed": 2, "id": "ffee00112233aabb"}
+    assert group_snapshots([_shard(1, same), _shard(2, same)]) == [[0, 1]]
+    with pytest.raises(BumpHuntError, match="00aa11bb22cc33dd.*ffee00112233aabb") as err:
+        group_snapshots([_shard(1, same), _shard(2, other)], ["run1", "run2"])
+    assert "'run1'" in str(err.value)
+    assert "'run2'" in str(err.value)
+    # older manifests: the config's source section and top-level seed decide
+    assert group_snapshots([_shard(1, None, 5), _shard(2, None, 5)]) == [[0, 1]]
+    with pytest.raises(BumpHuntError, match="seed 1 vs .*seed 2"):
+        group_snapshots([_shard(1, None, 1), _shard(2, None, 2)], ["a", "b"])
