@@ -146,11 +146,21 @@ class HistogramPair:
         edges: bin edges (from the reference).
         reference: reference bin contents.
         generated: generated bin contents.
+        reference_variance: variance of each reference bin (``None``: Poisson, the counts).
+        generated_variance: variance of each generated bin (``None``: Poisson).
     """
 
     edges: np.ndarray
     reference: np.ndarray
     generated: np.ndarray
+    reference_variance: np.ndarray | None = None
+    generated_variance: np.ndarray | None = None
+
+    def variances(self) -> tuple[np.ndarray, np.ndarray]:
+        """Bin variances ``(reference, generated)`` of the unnormalised contents."""
+        ref = self.reference if self.reference_variance is None else self.reference_variance
+        gen = self.generated if self.generated_variance is None else self.generated_variance
+        return np.asarray(ref, dtype=np.float64), np.asarray(gen, dtype=np.float64)
 
     @property
     def distance(self) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,12 @@ def load_reference(
 
 
 def _summarise(
-    chunks: Iterator[tuple[np.ndarray, np.ndarray]], threshold: float, keep: int
+    chunks: Iterator[tuple[np.ndarray, np.ndarray]],
+    threshold: float,
+    keep: int,
+    per_shower_hits: bool = False,
 ) -> ShowerSummary:
-    builder = SummaryBuilder(threshold, keep)
+    builder = SummaryBuilder(threshold, keep, per_shower_hits)
     for energies, showers in chunks:
         builder.add(energies, showers)
     return builder.build()
@@ -152,7 +155,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         )
         if file_geometry is not None:
             geometry = file_geometry
-        reference = _summarise(chunks, geometry.threshold_mev, keep)
+        reference = _summarise(chunks, geometry.threshold_mev, keep, per_shower_hits=True)
         if reference.grid_shape != geometry.shape:
             msg = f"reference {str(config.reference)!r} has grid {reference.grid_shape}, geometry {geometry.name!r} has {geometry.shape}"
             raise ShowerDataError(msg)
@@ -162,6 +165,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
             simulate_reference(geometry, config.n, config.seed, config.chunk_size, config.progress),
             geometry.threshold_mev,
             keep,
+            per_shower_hits=True,
         )
         reference_label = f"simulated held-out sample (seed {config.seed})"
 
@@ -179,7 +183,12 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         geometry.threshold_mev,
         keep,
     )
-    result = compare_summaries(reference, generated, config.validation)
+    settings = config.validation
+    if settings.layer_weights is None:
+        settings = replace(
+            settings, layer_weights=tuple(float(w) for w in geometry.layer_weights())
+        )
+    result = compare_summaries(reference, generated, settings)
     metrics = result.metrics()
     metrics["ms_per_shower"] = timing.to_dict()
     metrics["n_reference"] = len(reference)
@@ -192,6 +201,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         "n_showers": len(reference),
         "seed": config.seed,
         "reference": reference_label,
+        "classifier": settings.classifier.name,
     }
     metrics["run"] = run
 

@@ -4,7 +4,9 @@ A sample of many showers does not have to fit in memory: chunks are reduced as t
 arrive to what the validation needs, the per-shower observables, a fine hit-energy
 histogram (log-spaced edges from the threshold to ``10^5`` thresholds), the summed
 energy image, and the first ``keep`` showers (for the cell-level classifier and the 3-D
-renderings).
+renderings). With ``per_shower_hits=True`` (the reference sample) the hit histogram is also
+kept per shower, so that the statistical floor of its JSD can be estimated by resampling
+showers (:mod:`offline.showers.floors`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from offline.showers.hit_spectrum import hit_energy_histogram
+from offline.showers.hit_spectrum import hit_energy_histogram, hit_energy_histograms_per_shower
 from offline.showers.observables import ShowerObservables, compute_observables
 
 __all__ = ["ShowerSummary", "SummaryBuilder", "fine_hit_edges", "summarise"]
@@ -44,6 +46,8 @@ class ShowerSummary:
         image_sum: sum of all showers ``(layers, x, y)`` (MeV).
         kept: the first ``keep`` showers ``(k, layers, x, y)``.
         threshold_mev: readout threshold used.
+        hit_counts_per_shower: ``(N, bins)`` uint16 hit histograms per shower on
+            :attr:`hit_edges`, or ``None`` when not kept.
     """
 
     energies: np.ndarray
@@ -53,6 +57,7 @@ class ShowerSummary:
     image_sum: np.ndarray
     kept: np.ndarray
     threshold_mev: float
+    hit_counts_per_shower: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.energies.shape[0])
@@ -70,10 +75,13 @@ class SummaryBuilder:
     Args:
         threshold_mev: readout threshold.
         keep: number of showers kept whole.
+        per_shower_hits: also keep the hit histogram of every shower.
     """
 
     threshold_mev: float
     keep: int = 2000
+    per_shower_hits: bool = False
+    _per_shower: list[np.ndarray] = field(default_factory=list)
     _energies: list[np.ndarray] = field(default_factory=list)
     _observables: list[ShowerObservables] = field(default_factory=list)
     _kept: list[np.ndarray] = field(default_factory=list)
@@ -103,6 +111,10 @@ class SummaryBuilder:
         edges[-1] = np.inf
         counts = hit_energy_histogram(showers, edges, self.threshold_mev)
         self._hit_counts = counts if self._hit_counts is None else self._hit_counts + counts
+        if self.per_shower_hits:
+            self._per_shower.append(
+                hit_energy_histograms_per_shower(showers, edges, self.threshold_mev)
+            )
         chunk_sum = np.where(showers >= self.threshold_mev, showers, 0).sum(
             axis=0, dtype=np.float64
         )
@@ -131,11 +143,15 @@ class SummaryBuilder:
             if self._kept
             else np.zeros((0, *self._image.shape), np.float32),
             threshold_mev=float(self.threshold_mev),
+            hit_counts_per_shower=np.concatenate(self._per_shower) if self._per_shower else None,
         )
 
 
 def summarise(
-    chunks: Iterable[tuple[np.ndarray, np.ndarray]], threshold_mev: float, keep: int = 2000
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+    threshold_mev: float,
+    keep: int = 2000,
+    per_shower_hits: bool = False,
 ) -> ShowerSummary:
     """Summarise ``(energies, showers)`` chunks.
 
@@ -145,7 +161,7 @@ def summarise(
         >>> len(summary), summary.observables.visible_energy.tolist()
         (2, [3.0, 3.0])
     """
-    builder = SummaryBuilder(threshold_mev, keep)
+    builder = SummaryBuilder(threshold_mev, keep, per_shower_hits)
     for energies, showers in chunks:
         builder.add(energies, showers)
     return builder.build()

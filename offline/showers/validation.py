@@ -3,10 +3,14 @@
 :func:`compare_summaries` takes two :class:`~offline.showers.summary.ShowerSummary`
 objects (same incident energies, same geometry) and returns a :class:`ValidationResult`
 holding the histograms on common binning, the Jensen-Shannon distance of each and S_JSD
-(single-model reduction, see :mod:`offline.showers.jsd`), the correlation matrices, the
-mu90/sigma90 points, the classifier tests (high-level features, and cells if asked) and
-FPD/KPD on the high-level features. :meth:`ValidationResult.metrics` is what
-``metrics.json`` holds.
+(single-model reduction, see :mod:`offline.showers.jsd`), their statistical floors
+(:mod:`offline.showers.floors`), the correlation matrices, the mu90/sigma90 points of the
+calibrated (layer-weighted) visible energy with the narrowest-90 % window (RMS90), the
+classifier tests (high-level features, and cells if asked) and FPD/KPD on the high-level
+features (paired samples, see :mod:`offline.showers.physics_distances`).
+:meth:`ValidationResult.metrics` is what ``metrics.json`` holds; its ``floors`` entry holds
+the reference-vs-reference value of every JSD, of S_JSD and of the classifier AUC and JSD
+at the same sample size.
 
 Histograms compared (each named in ``jsd``): every scalar observable; ``longitudinal_profile``
 and ``radial_profile`` (energy-weighted distributions of layer and ring, all showers);
@@ -21,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from offline.showers.auc_error import null_auc_error
 from offline.showers.classifier import ClassifierConfig, ClassifierResult, classifier_test
 from offline.showers.correlations import CorrelationComparison, compare_correlations
 from offline.showers.energy_points import (
@@ -29,6 +34,7 @@ from offline.showers.energy_points import (
     energy_point_summary,
 )
 from offline.showers.features import cell_features, high_level_features
+from offline.showers.floors import JSDFloors, jsd_floors
 from offline.showers.jsd import HistogramPair, s_jsd
 from offline.showers.physics_distances import PhysicsDistance, fpd, kpd
 from offline.showers.summary import ShowerSummary
@@ -50,7 +56,18 @@ class ValidationSettings:
         cell_classifier_max: showers per class for the cell classifier.
         physics_distances: compute FPD and KPD.
         kpd_batches: KPD batches.
-        kpd_batch_size: KPD batch size.
+        kpd_batch_size: KPD batch size (arXiv:2211.10295: 5000; capped at half the pairs).
+        fpd_bootstrap: bootstrap replicas for the FPD error.
+        paired: generated shower ``i`` shares the incident energy of reference shower
+            ``i`` (true for ``python -m offline.showers``); FPD/KPD then draw their two
+            sides from disjoint pairs.
+        floors: estimate the reference-vs-reference floors.
+        floor_replicas: replicas of the energy-local bootstrap.
+        floor_window: energy neighbours on each side in that bootstrap.
+        layer_weights: sampling weight per layer for the calibrated visible energy of
+            the linearity and resolution points (``None``: unweighted sum).
+        energy_point_method: ``"smallest"`` (RMS90, narrowest 90 % window) or
+            ``"central"`` (equal tails).
         progress: tqdm bars on stderr.
     """
 
@@ -65,7 +82,14 @@ class ValidationSettings:
     cell_classifier_max: int = 2000
     physics_distances: bool = True
     kpd_batches: int = 10
-    kpd_batch_size: int = 2000
+    kpd_batch_size: int = 5000
+    fpd_bootstrap: int = 10
+    paired: bool = True
+    floors: bool = True
+    floor_replicas: int = 10
+    floor_window: int = 2
+    layer_weights: tuple[float, ...] | None = None
+    energy_point_method: str = "smallest"
     progress: bool = False
 
 
@@ -83,7 +107,28 @@ class ValidationResult:
     cell_classifier: ClassifierResult | None
     fpd: PhysicsDistance | None
     kpd: PhysicsDistance | None
+    floors: JSDFloors | None = None
+    energy_observable: str = "visible_energy"
+    energy_point_method: str = "smallest"
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def floor_metrics(self) -> dict[str, Any]:
+        """The ``floors`` entry of ``metrics.json`` (reference vs reference at the same n)."""
+        out: dict[str, Any] = self.floors.to_dict() if self.floors is not None else {}
+        for key, clf in (
+            ("classifier", self.classifier),
+            ("cell_classifier", self.cell_classifier),
+        ):
+            if clf is None:
+                continue
+            out[f"{key}_auc"] = {"mean": 0.5, "error": null_auc_error(clf.n_test, clf.n_test)}
+            out[f"{key}_jsd"] = {"mean": 0.0, "error": clf.jsd_error}
+        if out:
+            out["classifier_method"] = (
+                "AUC: 0.5 with the exact null spread sqrt((m+n+1)/(12mn)) at the test sizes; "
+                "classifier JSD: 0 within the estimator's error"
+            )
+        return out
 
     def metrics(self) -> dict[str, Any]:
         """JSON-ready metrics (the content of ``metrics.json`` without timing)."""
@@ -101,30 +146,30 @@ class ValidationResult:
                 "generated": self.generated_points.to_dict(),
             },
         }
-        if self.classifier is not None:
-            out["classifier_auc"] = {
-                "mean": self.classifier.auc_mean,
-                "std": self.classifier.auc_std,
+        out["energy_points"]["observable"] = self.energy_observable
+        out["energy_points"]["method"] = self.energy_point_method
+        for key, clf in (
+            ("classifier", self.classifier),
+            ("cell_classifier", self.cell_classifier),
+        ):
+            if clf is None:
+                continue
+            out[f"{key}_auc"] = {"mean": clf.auc_mean, "error": clf.auc_error, "std": clf.auc_std}
+            out[f"{key}_jsd"] = {
+                "mean": clf.jsd_mean,
+                "error": clf.jsd_error,
+                "std": clf.jsd_std,
+                "consistent_with_zero": clf.jsd_consistent_with_zero,
             }
-            out["classifier_jsd"] = {
-                "mean": self.classifier.jsd_mean,
-                "std": self.classifier.jsd_std,
-            }
-            out["classifier"] = self.classifier.to_dict()
-        if self.cell_classifier is not None:
-            out["cell_classifier_auc"] = {
-                "mean": self.cell_classifier.auc_mean,
-                "std": self.cell_classifier.auc_std,
-            }
-            out["cell_classifier_jsd"] = {
-                "mean": self.cell_classifier.jsd_mean,
-                "std": self.cell_classifier.jsd_std,
-            }
-            out["cell_classifier"] = self.cell_classifier.to_dict()
+            out[key] = clf.to_dict()
+        floors = self.floor_metrics()
+        if floors:
+            out["floors"] = floors
         if self.fpd is not None or self.kpd is not None:
             out["fpd_kpd_implementation"] = (
-                "offline.showers.physics_distances (arXiv:2211.10295, follows jetnet.evaluation.fpd/kpd; "
-                "jetnet itself is not installed: it would downgrade numpy)"
+                "offline.showers.physics_distances (arXiv:2211.10295 definitions and defaults: FPD 1/N "
+                "extrapolation, bootstrap error; KPD polynomial kernel of degree 4; paired samples drawn "
+                "from disjoint pairs; jetnet itself is not installed: it would downgrade numpy)"
             )
         if self.fpd is not None:
             out["fpd"] = self.fpd.to_dict()
@@ -154,8 +199,26 @@ def hit_energy_pair(reference: ShowerSummary, generated: ShowerSummary) -> Histo
 def _profile_pair(
     ref_profile: np.ndarray, gen_profile: np.ndarray, width: float = 1.0
 ) -> HistogramPair:
+    """Energy-weighted histogram; bin variances from the per-shower contents (showers independent)."""
     edges = np.arange(ref_profile.shape[1] + 1, dtype=np.float64) * width
-    return HistogramPair(edges, ref_profile.sum(axis=0), gen_profile.sum(axis=0))
+    return HistogramPair(
+        edges,
+        ref_profile.sum(axis=0),
+        gen_profile.sum(axis=0),
+        reference_variance=np.square(ref_profile).sum(axis=0),
+        generated_variance=np.square(gen_profile).sum(axis=0),
+    )
+
+
+def _calibrated_energy(summary: ShowerSummary, weights: tuple[float, ...] | None) -> np.ndarray:
+    if weights is None:
+        return summary.observables.visible_energy
+    w = np.asarray(weights, dtype=np.float64)
+    profile = summary.observables.longitudinal_profile
+    if w.shape != (profile.shape[1],):
+        msg = f"layer_weights has {w.size} entries for {profile.shape[1]} layers"
+        raise ValueError(msg)
+    return profile @ w
 
 
 def compare_summaries(
@@ -194,10 +257,18 @@ def compare_summaries(
     edges = energy_point_edges(reference.energies)
     points = None if edges is not None else np.unique(reference.energies)
     ref_points = energy_point_summary(
-        reference.energies, ref_obs.visible_energy, edges=edges, points=points
+        reference.energies,
+        _calibrated_energy(reference, cfg.layer_weights),
+        edges=edges,
+        points=points,
+        method=cfg.energy_point_method,
     )
     gen_points = energy_point_summary(
-        generated.energies, gen_obs.visible_energy, edges=edges, points=points
+        generated.energies,
+        _calibrated_energy(generated, cfg.layer_weights),
+        edges=edges,
+        points=points,
+        method=cfg.energy_point_method,
     )
 
     correlations = compare_correlations(ref_scalars, gen_scalars)
@@ -222,11 +293,23 @@ def compare_summaries(
         )
 
     fpd_value = kpd_value = None
+    paired = cfg.paired and len(reference) == len(generated)
     if cfg.physics_distances:
         ref_pd = high_level_features(ref_obs, reference.energies, threshold, include_profile=False)
         gen_pd = high_level_features(gen_obs, generated.energies, threshold, include_profile=False)
-        fpd_value = fpd(ref_pd, gen_pd)
-        kpd_value = kpd(ref_pd, gen_pd, num_batches=cfg.kpd_batches, batch_size=cfg.kpd_batch_size)
+        fpd_value = fpd(ref_pd, gen_pd, num_bootstrap=cfg.fpd_bootstrap, paired=paired)
+        kpd_value = kpd(
+            ref_pd,
+            gen_pd,
+            num_batches=cfg.kpd_batches,
+            batch_size=cfg.kpd_batch_size,
+            paired=paired,
+        )
+    floors = (
+        jsd_floors(reference, histograms, n_replicas=cfg.floor_replicas, window=cfg.floor_window)
+        if cfg.floors
+        else None
+    )
 
     return ValidationResult(
         histograms=histograms,
@@ -239,4 +322,11 @@ def compare_summaries(
         cell_classifier=cell_clf,
         fpd=fpd_value,
         kpd=kpd_value,
+        floors=floors,
+        energy_observable=(
+            "calibrated visible energy (layer-weighted sum)"
+            if cfg.layer_weights is not None
+            else "visible energy (unweighted sum)"
+        ),
+        energy_point_method=cfg.energy_point_method,
     )

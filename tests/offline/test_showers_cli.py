@@ -50,14 +50,23 @@ def test_module_entry_point_runs() -> None:
 def test_reference_model_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     argv = ["--model", "reference", "--n", "300", "--out", str(out), "--geometry", "ecal", "--seed", "3",
-            "--classifier-runs", "2", "--cell-classifier", "--cell-classifier-max", "150", "--quiet"]  # fmt: skip
+            "--classifier-runs", "2", "--cell-classifier", "--cell-classifier-max", "150", "--quiet",
+            "--json"]  # fmt: skip
     assert main(argv) == 0
     headline = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert headline["report"].endswith("index.html")
+    assert headline["floors"]["classifier_auc"]["mean"] == 0.5
 
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["classifier_auc"]) >= {"mean", "std"}
-    assert 0.3 < metrics["classifier_auc"]["mean"] < 0.7
+    assert set(metrics["classifier_auc"]) >= {"mean", "error", "std"}
+    auc = metrics["classifier_auc"]
+    assert abs(auc["mean"] - 0.5) < 4 * auc["error"]
+    # 60 test showers per class: the exact null spread sqrt((m + n + 1) / (12 m n)).
+    assert metrics["floors"]["classifier_auc"]["error"] == pytest.approx(0.0527, abs=1e-3)
+    floors = metrics["floors"]
+    assert set(floors["jsd"]) == set(metrics["jsd"])
+    assert 0.5 * floors["s_jsd"] < metrics["s_jsd"] < 2 * floors["s_jsd"]
+    assert abs(metrics["classifier_jsd"]["mean"]) < 3 * metrics["classifier_jsd"]["error"]
     assert _finite(metrics["s_jsd"])
     assert metrics["s_jsd"] < 0.3
     assert {
@@ -92,6 +101,24 @@ def test_reference_model_report(tmp_path: Path, capsys: pytest.CaptureFixture[st
         assert required in images
     assert "Classifier AUC" in page
     assert "metrics.json" in page
+    assert "Floor (ref vs ref)" in page
+
+
+def test_terminal_output_is_a_short_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--n", "200", "--out", str(tmp_path / "r"), "--classifier-runs", "1", "--no-plots",
+            "--no-physics-distances", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split()[0] == "metric"
+    assert "floor" in lines[0]
+    assert any(line.startswith("S_JSD") for line in lines)
+    assert len(lines) < 15
+    assert max(len(line) for line in lines) < 120
+    metrics = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert metrics["n_reference"] == 200
+    assert metrics["classifier"]["config"]["name"] == "fast"
 
 
 def test_reference_from_a_calochallenge_file(
