@@ -22,7 +22,7 @@ import numpy as np
 from stream.showers.parameters import LANDAU_MAX_QUANTILE
 from stream.showers.rng import sample_exponential, sample_uniform_pair
 
-__all__ = ["deposit_crossings", "gamma_layer_fraction", "landau_table"]
+__all__ = ["deposit_crossings", "gamma_layer_fraction", "landau_energy", "landau_table"]
 
 _TABLE_SIZE = 4096
 
@@ -56,7 +56,8 @@ def landau_table(mip_mev: float, width: float, max_quantile: float = LANDAU_MAX_
 
 
 @nb.njit(inline="always", cache=True)
-def _landau(u: float, table: np.ndarray) -> float:
+def landau_energy(u: float, table: np.ndarray) -> float:
+    """Energy of one crossing (MeV) at probability ``u`` of the quantile ``table``."""
     x = u * (table.shape[0] - 1)
     i = int(x)
     return table[i] + (x - i) * (table[i + 1] - table[i])
@@ -115,7 +116,7 @@ def deposit_crossings(
         if fx < 0.0 or fy < 0.0 or fx >= nx or fy >= ny:
             continue
         u_landau, u_heavy = sample_uniform_pair(state)
-        energy = _landau(u_landau, table)
+        energy = landau_energy(u_landau, table)
         if heavy_fraction > 0.0 and u_heavy < heavy_fraction:
             energy += heavy_mean_mev * sample_exponential(state)
         layer[int(fx), int(fy)] += energy

@@ -10,11 +10,16 @@ Per event:
    crossings behind layer ``i`` is the track length in that layer divided by the
    layer's thickness in X0. The actual number is Poisson. Depth beyond the last layer
    is lost (longitudinal leakage).
-3. Each crossing is placed with the GFlash core + tail radial profile at the layer's
-   depth and deposits a Landau energy (:func:`~stream.showers.deposit.deposit_crossings`).
+3. Each crossing either continues a charged track of the layer in front (slope plus a
+   multiple-scattering kick) or is placed afresh with the GFlash core + tail radial
+   profile at the layer's depth, around a shower core that wanders from layer to layer
+   (an AR(1) random walk after the conversion); the radii fluctuate event by event
+   (lognormal) and the impact point is spread over a square (one ECAL cell by default).
+   It deposits a Landau energy scaled by its path in the sensor, shared between cells
+   when the path crosses a cell boundary (:mod:`stream.showers.tracks`).
 
-Sampling fluctuations, hit-count fluctuations and leakage therefore follow from the
-model; nothing is smeared afterwards.
+Sampling fluctuations, hit-count fluctuations, leakage and the correlations between
+layers therefore follow from the model; nothing is smeared afterwards.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from typing import Any
 import numba as nb
 import numpy as np
 
-from stream.showers.deposit import deposit_crossings, gamma_layer_fraction
-from stream.showers.rng import sample_exponential, sample_normal, sample_poisson
+from stream.showers.deposit import gamma_layer_fraction
+from stream.showers.rng import sample_exponential, sample_normal, sample_poisson, sample_uniform
+from stream.showers.tracks import place_tracks
+
+_TRACK_CAPACITY = 2048
 
 __all__ = ["simulate_em_showers"]
 
@@ -43,7 +51,10 @@ def _em_event(
     visible_fraction: float,
     par: Any,
     table: np.ndarray,
+    pitch_cells: np.ndarray,
+    half_depth_cells: float,
     grid: np.ndarray,
+    tracks: np.ndarray,
 ) -> None:
     n_layers, nx, ny = grid.shape
     ln_e = math.log(energy_gev)
@@ -70,25 +81,43 @@ def _em_event(
     p1 = par.p1_0 + par.p1_1 * atomic_number
     p2 = par.p2_0 + par.p2_1 * atomic_number
     p3 = par.p3_0 + par.p3_1 * ln_e
-    centre_x = 0.5 * nx
-    centre_y = 0.5 * ny
+    spread = par.impact_spread_mm * inv_cell_mm
+    centre_x = 0.5 * nx + spread * (sample_uniform(state) - 0.5)
+    centre_y = 0.5 * ny + spread * (sample_uniform(state) - 0.5)
+    lateral = math.exp(par.lateral_scale_sigma * sample_normal(state)) * inv_cell_mm * moliere_radius_mm
+    wander = par.axis_wander_mm * inv_cell_mm
+    rho_w = par.axis_wander_correlation
+    step_x = 0.0
+    step_y = 0.0
+    n_previous = 0
+    previous = tracks[0]
+    current = tracks[1]
     for i in range(n_layers):
         start = boundaries_x0[i]
         stop = boundaries_x0[i + 1]
         if stop <= t0:
             continue
+        if wander > 0.0:
+            innovation = wander * math.sqrt(1.0 - rho_w * rho_w)
+            step_x = rho_w * step_x + innovation * sample_normal(state)
+            step_y = rho_w * step_y + innovation * sample_normal(state)
+            centre_x += step_x
+            centre_y += step_y
         fraction = gamma_layer_fraction(start - t0, stop - t0, alpha, beta)
         expected = track_length * fraction / (stop - start)
         n = sample_poisson(state, expected)
         if n == 0:
+            n_previous = 0
             continue
         tau = (0.5 * (max(start, t0) + stop) - t0) / t_max
-        r_core = (z1 + z2 * tau) * moliere_radius_mm
-        r_tail = k1 * (math.exp(par.k3 * (tau - par.k2)) + math.exp(k4 * (tau - par.k2))) * moliere_radius_mm
+        r_core = (z1 + z2 * tau) * lateral
+        r_tail = k1 * (math.exp(par.k3 * (tau - par.k2)) + math.exp(k4 * (tau - par.k2))) * lateral
         q = (p2 - tau) / p3
         p_core = min(max(p1 * math.exp(q - math.exp(q)), 0.0), 1.0)
-        deposit_crossings(state, grid[i], n, centre_x, centre_y, inv_cell_mm, r_core, r_tail, p_core,
-                          table, 0.0, 0.0)
+        n_previous = place_tracks(state, grid[i], n, centre_x, centre_y, r_core, r_tail, p_core, table,
+                                  previous, n_previous, current, par.continuation_probability,
+                                  pitch_cells[i], par.slope_spread, par.scattering_kick, half_depth_cells)
+        previous, current = current, previous
 
 
 @nb.njit(parallel=True, cache=True)
@@ -103,6 +132,8 @@ def simulate_em_showers(
     visible_fraction: float,
     par: Any,
     table: np.ndarray,
+    pitch_mm: np.ndarray,
+    sensor_thickness_mm: float,
     out: np.ndarray,
 ) -> None:
     """Fill ``out`` (``(N, layers, x, y)`` float32, overwritten) with photon showers in MeV.
@@ -118,12 +149,18 @@ def simulate_em_showers(
         visible_fraction: fraction of the track length seen as crossings.
         par: :meth:`EMShowerParameters.as_tuple`.
         table: Landau table in MeV.
+        pitch_mm: distance from each sensor to the next (mm), shape ``(layers,)``.
+        sensor_thickness_mm: sensor thickness (mm).
         out: output grid, written in place.
     """
     inv_cell = 1.0 / cell_size_mm
+    pitch_cells = pitch_mm * inv_cell
+    half_depth = 0.5 * sensor_thickness_mm * inv_cell
     for e in nb.prange(energies_gev.shape[0]):
         state = np.empty(1, dtype=np.uint64)
         state[0] = seeds[e]
+        tracks = np.empty((2, _TRACK_CAPACITY, 4), dtype=np.float32)
         out[e][:] = 0.0
         _em_event(energies_gev[e], state, boundaries_x0, critical_energy_mev, atomic_number,
-                  moliere_radius_mm, inv_cell, visible_fraction, par, table, out[e])
+                  moliere_radius_mm, inv_cell, visible_fraction, par, table, pitch_cells, half_depth,
+                  out[e], tracks)

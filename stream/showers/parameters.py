@@ -21,7 +21,7 @@ Both convert to plain named tuples (:meth:`as_tuple`) that numba kernels accept.
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, fields, replace
 from typing import Any
 
 __all__ = ["EMShowerParameters", "HadronShowerParameters", "LANDAU_MAX_QUANTILE"]
@@ -58,9 +58,24 @@ class EMShowerParameters:
         p = p1 exp((p2 − τ)/p3 − exp((p2 − τ)/p3)),  p1 = p1_0 + p1_1 Z,  p2 = p2_0 + p2_1 Z,
         p3 = p3_0 + p3_1 ln E
 
+    Structure beyond GFlash (event-by-event and layer-to-layer correlations):
+
     Attributes:
         conversion_length_x0: mean depth of the first photon conversion (9/7 X0); the
             electron profile starts there. Set 0 for incident electrons.
+        continuation_probability: probability that a sensor crossing continues a
+            charged track of the layer in front (same slope plus a scattering kick)
+            rather than being drawn afresh from the radial profile.
+        slope_spread: half-width of the uniform track slope ``dx/dz`` (per component) of
+            fresh crossings; sets the path in the sensor and the charge sharing between cells.
+        scattering_kick: half-width of the uniform slope change of a continuing track
+            from one layer to the next (multiple scattering in the absorber).
+        lateral_scale_sigma: lognormal event-by-event spread of the radial profile's radii.
+        axis_wander_mm: step of the random walk of the shower core from layer to layer
+            after the conversion (mm, Gaussian per component).
+        axis_wander_correlation: AR(1) correlation of that walk's steps.
+        impact_spread_mm: side of the square over which the impact point is spread
+            uniformly around the nominal point (ILD-like default: one ECAL cell, 5 mm).
     """
 
     t_offset: float = -0.812
@@ -90,6 +105,28 @@ class EMShowerParameters:
     p3_0: float = 1.313
     p3_1: float = -0.0686
     conversion_length_x0: float = 9.0 / 7.0
+    continuation_probability: float = 0.5
+    slope_spread: float = 0.5
+    scattering_kick: float = 0.2
+    lateral_scale_sigma: float = 0.12
+    axis_wander_mm: float = 0.6
+    axis_wander_correlation: float = 0.7
+    impact_spread_mm: float = 5.0
+
+    def without_structure(self) -> EMShowerParameters:
+        """The same profiles with every correlation beyond GFlash switched off.
+
+        Tracks do not continue, the lateral profile and the axis do not fluctuate, and the
+        impact point is fixed: a generator that ignores the structure. Slopes (charge
+        sharing) stay, so the cell spectrum is unchanged.
+        """
+        return replace(
+            self,
+            continuation_probability=0.0,
+            lateral_scale_sigma=0.0,
+            axis_wander_mm=0.0,
+            impact_spread_mm=0.0,
+        )
 
     def as_tuple(self) -> Any:
         """The coefficients as a named tuple of floats (numba-friendly)."""

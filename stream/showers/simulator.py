@@ -96,8 +96,10 @@ def simulate(
     boundaries = geo.layer_boundaries_x0()
     em = (em_parameters or EMShowerParameters()).as_tuple()
     if geo.particle in ELECTROMAGNETIC_PARTICLES:
+        pitch = np.asarray(geo.absorber_thickness_mm, dtype=np.float64) + geo.sensor_thickness_mm
         simulate_em_showers(energies, seeds, boundaries, geo.critical_energy_mev, geo.atomic_number,
-                            geo.moliere_radius_mm, geo.cell_size_mm, geo.visible_fraction, em, table, out)
+                            geo.moliere_radius_mm, geo.cell_size_mm, geo.visible_fraction, em, table,
+                            pitch, geo.sensor_thickness_mm, out)
     else:
         had = (hadron_parameters or HadronShowerParameters()).as_tuple()
         lambda_per_x0 = geo.radiation_length_mm / geo.interaction_length_mm

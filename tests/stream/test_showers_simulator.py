@@ -124,3 +124,40 @@ def test_plots_cli_writes_pngs(tmp_path) -> None:  # noqa: ANN001
     assert main(["--out", str(tmp_path), "--showers", "20"]) == 0
     assert (tmp_path / "ecal_cell_spectrum.png").exists()
     assert (tmp_path / "ahcal_linearity_resolution.png").exists()
+
+
+def test_cells_below_the_mip_peak_exercise_the_threshold() -> None:
+    # Charge sharing between cells puts deposits between 0 and 0.8 MIP (was: none below 0.159 MeV).
+    showers = simulate("ecal", np.full(100, 40.0), seed=4)
+    cells = showers[showers > 0]
+    assert 0.005 < np.mean(cells < 0.5 * ECAL.mip_mev) < 0.1
+    assert np.mean((cells >= 0.5 * ECAL.mip_mev) & (cells < 0.8 * ECAL.mip_mev)) > 0.01
+
+
+def _layer_cog_x(showers: np.ndarray) -> np.ndarray:
+    x = np.arange(showers.shape[2]) + 0.5
+    energy = showers.sum(axis=3)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (energy * x).sum(axis=2) / energy.sum(axis=2)
+
+
+def test_structure_across_layers_and_impact_smearing() -> None:
+    from stream.showers.parameters import EMShowerParameters
+
+    energies = np.full(400, 50.0)
+    rich = simulate("ecal", energies, seed=8)
+    flat = simulate("ecal", energies, seed=8, em_parameters=EMShowerParameters().without_structure())
+    cog_rich, cog_flat = _layer_cog_x(rich), _layer_cog_x(flat)
+    # Per-shower deviation of the layer CoG from the shower's mean CoG, layers 5-14:
+    # the wandering core and continuing tracks correlate neighbouring layers.
+    def neighbour_correlation(cog: np.ndarray) -> float:
+        d = cog[:, 5:15] - np.nanmean(cog[:, 5:15], axis=1, keepdims=True)
+        a, b = d[:, :-1].ravel(), d[:, 1:].ravel()
+        ok = np.isfinite(a) & np.isfinite(b)
+        return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+    assert neighbour_correlation(cog_rich) > neighbour_correlation(cog_flat) + 0.1
+    # The impact point is spread over one 5 mm cell: shower CoG x spreads by ~1/sqrt(12) cell.
+    total_x = np.nanmean(cog_rich[:, 3:20], axis=1)
+    assert 0.25 < np.std(total_x) < 0.8
+    assert np.std(np.nanmean(cog_flat[:, 3:20], axis=1)) < 0.2
