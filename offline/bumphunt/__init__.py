@@ -11,7 +11,12 @@ flow is built. The steps are separate modules, each usable alone:
 * :mod:`~offline.bumphunt.significance`: the significance formulas, crossover prescale;
 * :mod:`~offline.bumphunt.prescale`, :mod:`~offline.bumphunt.classical`,
   :mod:`~offline.bumphunt.data`: the classical comparison and the null sample;
-* :mod:`~offline.bumphunt.merge`: shards of one ensemble versus a time series;
+* :mod:`~offline.bumphunt.refit`, :mod:`~offline.bumphunt.trials`: refitted
+  pseudo-experiments and the toy-calibrated significance;
+* :mod:`~offline.bumphunt.merge`: shards of one ensemble (of one data stream) versus a
+  time series;
+* :mod:`~offline.bumphunt.uncertainty`: S and δ_S of a snapshot under each δ option;
+* :mod:`~offline.bumphunt.propose`: the window found as a trigger path for the next run;
 * :mod:`~offline.bumphunt.analysis`, :mod:`~offline.bumphunt.plots`,
   :mod:`~offline.bumphunt.cli`: the whole analysis and ``python -m offline.bumphunt``.
 
@@ -40,6 +45,11 @@ __all__ = [
     "prescale",
     "sample_member_histograms",
     "scan_histogram",
+    "signal_estimates",
+    "propose_trigger_path",
+    "bump_hunt_refit",
+    "uncertainty_options",
+    "window_significance",
 ]
 
 _HOME = {
@@ -59,6 +69,11 @@ _HOME = {
     "group_snapshots": "merge",
     "main": "cli",
     "prescale": "prescale",
+    "signal_estimates": "uncertainty",
+    "propose_trigger_path": "propose",
+    "window_significance": "propose",
+    "bump_hunt_refit": "scan",
+    "uncertainty_options": "significance",
 }
 
 

@@ -191,3 +191,19 @@ def test_cuda_without_cuda_says_so(tmp_path: Path, capsys: pytest.CaptureFixture
     err = capsys.readouterr().err
     assert "CUDA is not available" in err
     assert "corrupt" not in err
+
+
+def test_signal_estimates_for_coverage(tmp_path: Path) -> None:
+    from offline.bumphunt.analysis import BumpHuntSettings
+    from offline.bumphunt.uncertainty import signal_estimates
+
+    snap = _snapshot(tmp_path / "snap", stored=False)
+    settings = BumpHuntSettings(samples=20_000, chunk_size=20_000, n_pseudo=0, prescales=(), progress=False, fit_order=3)
+    est = signal_estimates(snap, settings)
+    assert set(est.delta_signal) == {"paper", "spread", "stderr"}
+    assert est.delta_signal["spread"] == pytest.approx(est.delta_signal["paper"] * 4 / 2)
+    assert est.delta_signal["stderr"] == pytest.approx(est.delta_signal["spread"] / np.sqrt(2))
+    for option, delta in est.delta_signal.items():
+        assert est.significance[option] == pytest.approx(est.signal / np.sqrt(delta**2 + est.background))
+    assert est.n_members == 4
+    assert est.events == 40_000
