@@ -178,6 +178,7 @@ def _pythia_settings(config: DijetConfig, signal: bool) -> list[str]:
         f"34:m0 = {config.w_prime_mass}",
         "34:onMode = off",
         "34:onIfAll = 23 24",
+        "Wprime:coup2WZ = 1",  # the W' W Z coupling, 0 by default (no W' -> WZ at all)
         f"24:m0 = {config.x_mass}",  # X: the W+- with the X mass, decaying to quarks only
         "24:onMode = off",
         "24:onIfAny = 1 2 3 4 5",
