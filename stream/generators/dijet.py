@@ -302,7 +302,9 @@ class DijetSource:
                 if closes:
                     yield self._join(pending)
             return
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        # forkserver, not fork: the emulator runs sources beside other threads, and a
+        # forked child could inherit a lock one of them held.
+        context = multiprocessing.get_context("forkserver" if sys.platform == "linux" else "spawn")
         pool = context.Pool(workers, initializer=_init_worker, initargs=(self.maker, self.config))
         try:
             inflight: collections.deque[tuple[Any, bool]] = collections.deque()
