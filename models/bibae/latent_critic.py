@@ -3,7 +3,8 @@
 arXiv 2005.05334: besides the KLD and the MMD to N(0, 1), each encoded latent's marginal
 is pushed towards N(0, 1) by an adversarial critic on that one dimension. Here the
 ``latent_dims`` critics are one batched module (weights with a leading dimension axis),
-so one call scores every dimension; their scores are summed per sample.
+so one call scores every dimension; the losses average the scores over dimensions and
+samples, as one critic applied to every latent value would.
 """
 
 from __future__ import annotations

@@ -312,8 +312,8 @@ class BIBAE:
 
         prior = torch.randn(z.shape, generator=generator, device=self._device)
         alpha = torch.rand(b, generator=generator, device=self._device)
-        latent_real = self.latent_critic(prior).sum(1).mean()
-        latent_fake = self.latent_critic(z).sum(1).mean()
+        latent_real = self.latent_critic(prior).mean()
+        latent_fake = self.latent_critic(z).mean()
         latent_gp = gradient_penalty(self.latent_critic, (prior,), (z,), alpha, per_element=True)
         latent_loss = latent_fake - latent_real + c.gradient_penalty * latent_gp
         self.optimizers["latent_critic"].zero_grad(set_to_none=True)
@@ -336,7 +336,7 @@ class BIBAE:
         try:
             recon, mu, logvar, z = self._reconstruct(cells, condition, generator)
             adversarial = sum(-critic(cells, recon, condition).mean() for critic in self._critics())
-            latent_adversarial = -self.latent_critic(z).sum(1).mean()
+            latent_adversarial = -self.latent_critic(z).mean()
             kld_term = kld(mu, logvar)
             prior = torch.randn(z.shape, generator=generator, device=self._device)
             mmd_term = mmd(z, prior)
@@ -391,7 +391,7 @@ class BIBAE:
             for scheduler in self.schedulers.values():
                 scheduler.step()
             self.decays += 1
-        if self.critic2 is not None and self.stage == 0 and self.buffers_seen % c.second_critic_reset_buffers == 0:
+        if self.critic2 is not None and self.buffers_seen <= c.main_buffers and self.buffers_seen % c.second_critic_reset_buffers == 0:
             self._reset_second_critic()
 
     def _reset_second_critic(self) -> None:
@@ -412,14 +412,16 @@ class BIBAE:
         """Latent means and log-variances of dense showers (for KDE fits and latent studies).
 
         Args:
-            showers: ``(n, L, X, Y)`` MeV, on the full grid or already the modelled window.
+            showers: ``(n, L, X, Y)`` MeV (tensor or array), on the full grid or already the
+                modelled window.
             incident_energy: ``(n,)`` GeV.
             batch_size: showers per forward pass.
 
         Returns:
             ``(mu, logvar)``, each ``(n, latent_dims)``.
         """
-        showers = self._window(showers)
+        showers = self._window(torch.as_tensor(showers))
+        incident_energy = torch.as_tensor(incident_energy, dtype=torch.float32).reshape(-1)
         mus, logvars = [], []
         for start in range(0, showers.shape[0], batch_size):
             cells = showers[start : start + batch_size].to(self._device, torch.float32) / self.config.cell_scale_mev
