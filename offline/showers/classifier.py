@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import expit
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from tqdm.auto import tqdm
@@ -322,7 +323,7 @@ def _selection_score(logits: np.ndarray, labels: np.ndarray, selection: str) -> 
     """Higher is better: minus the BCE, or the accuracy."""
     if selection == "accuracy":
         return float(np.mean((logits > 0) == (labels > 0.5)))
-    prob = 1.0 / (1.0 + np.exp(-logits))
+    prob = expit(logits)
     return -float(np.mean(_event_losses(prob, labels, 1e-7)))
 
 
