@@ -43,6 +43,10 @@ def kld(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float] = (0.5, 2.0)) -> torch.Tensor:
     """Biased MMD² between samples ``x`` ``(n, d)`` and ``y`` ``(m, d)``, Gaussian kernels summed.
 
+    The kernel widths are ``bandwidths`` times ``sqrt(d)``: two unit-variance points lie
+    about ``sqrt(2 d)`` apart, so the kernels neither saturate nor vanish in many dimensions
+    and the MMD keeps a gradient even for latents far from N(0, 1).
+
     Example:
         >>> x = torch.randn(50, 2)
         >>> float(mmd(x, x))
@@ -51,7 +55,7 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths: Sequence[float] = (0.5, 2.
     if x.dim() == 1:
         x, y = x.unsqueeze(1), y.unsqueeze(1)
     both = torch.cat((x, y), 0)
-    distance = torch.cdist(both, both).square()
+    distance = torch.cdist(both, both).square() / both.shape[1]
     kernel = sum(torch.exp(-distance / (2.0 * h * h)) for h in bandwidths)
     n = x.shape[0]
     k_xx, k_yy, k_xy = kernel[:n, :n], kernel[n:, n:], kernel[:n, n:]
