@@ -144,6 +144,9 @@ class BIBAE:
         self.critic_updates = 0
         self.events_trained = 0
         self.decays = 0
+        self.on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None
+        """Optional hook ``(pass_index, index, eps)`` after every batch (tests probe passes with it)."""
+        self._batch_noise = self._first_noise = torch.zeros(0)
 
     def __repr__(self) -> str:
         c = self.config
@@ -223,6 +226,7 @@ class BIBAE:
         mu, logvar = self.encoder(cells, condition)
         eps = torch.randn(mu.shape, generator=generator, device=self._device)
         z = mu + eps * torch.exp(0.5 * logvar)
+        self._batch_noise = eps
         return self.decoder(self._decode_input(z, generator), condition), mu, logvar, z
 
     # ------------------------------------------------------------------ training
@@ -274,7 +278,10 @@ class BIBAE:
                         figures = self._main_step(cells, condition, noise)
                     else:
                         figures = self._post_processor_step(cells, condition, noise, identity=stage == 1)
+                    noise_of_batch = self._first_noise
                     steps += int(figures.pop("_generator_step", 0.0))
+                    if self.on_batch is not None:
+                        self.on_batch(pass_index, index, noise_of_batch)
                     for key, value in figures.items():
                         sums[key] = sums.get(key, 0.0) + value
                         counts[key] = counts.get(key, 0) + 1
@@ -296,6 +303,7 @@ class BIBAE:
         b = cells.shape[0]
         with torch.no_grad():
             recon, _, _, z = self._reconstruct(cells, condition, generator)
+        self._first_noise = self._batch_noise
         critic_loss = torch.zeros((), device=self._device)
         wasserstein = penalty = 0.0
         for critic in self._critics():
@@ -365,6 +373,7 @@ class BIBAE:
         c = self.config
         with torch.no_grad():
             recon = self._reconstruct(cells, condition, generator)[0]
+        self._first_noise = self._batch_noise
         out = self.post_processor(recon, condition)
         if identity:
             loss = F.mse_loss(out, recon)

@@ -211,3 +211,30 @@ def test_pion_additions_minibatch_second_critic_and_visible_energy() -> None:
     out = model.sample(2, seed=0, condition={"incident_energy": torch.tensor([30.0, 60.0]), "visible_energy": visible})
     assert out["showers"].shape == (2, 48, 25, 25)
     assert torch.allclose(out["showers"].flatten(1).sum(1), visible, rtol=1e-4)
+
+
+def probe_bibae(model: BIBAE, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
+    """Per pass: the shower order and the latent noise drawn per shower (contract-test probe)."""
+    n = buffer["cell_offsets"].numel() - 1
+    passes: list[dict[str, Any]] = []
+
+    def record(pass_index: int, index: torch.Tensor, noise: torch.Tensor) -> None:
+        if pass_index == len(passes):
+            passes.append({"order": [], "noise": torch.zeros(n, noise.shape[1]), "weights": None})
+        passes[pass_index]["order"].append(index.clone())
+        passes[pass_index]["noise"][index] = noise.detach().cpu()
+
+    model.on_batch = record
+    model.train_on_buffer(buffer, n_iter, batch_size)
+    model.on_batch = None
+    for entry in passes:
+        entry["order"] = torch.cat(entry["order"])
+    return passes
+
+
+def test_passes_differ_in_order_and_noise(buffers: list[dict[str, torch.Tensor]]) -> None:
+    first, second = probe_bibae(BIBAE(**TINY), buffers[0], 2, 8)
+    assert not torch.equal(first["order"], second["order"])
+    assert torch.equal(first["order"].sort().values, torch.arange(24))
+    assert torch.equal(second["order"].sort().values, torch.arange(24))
+    assert not torch.equal(first["noise"], second["noise"])
