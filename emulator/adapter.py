@@ -3,17 +3,20 @@
 Events: features arrive as float32 (the event schema's feature type); the trigger sees
 every feature column cast to float64 (its kernel computes in float64), the buffer stores
 them as float32 without a conversion. Showers: the trigger sees ``incident_energy`` (GeV) and the hit count; the
-buffer gets dense ``(L, X, Y)`` float32 images (MeV), built only for accepted rows.
+buffer keeps them sparse (ragged ``cell_index`` int64 and ``cell_energy`` float32 MeV),
+and the grid shape reaches the model as the constant ``grid_shape`` (see
+:mod:`models.protocol`).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from emulator.double_buffer import ColumnLayout
+from emulator.double_buffer import RAGGED, ColumnLayout, Ragged
+from stream.errors import SchemaError
 from stream.schema import EVENT_ID, feature_columns, grid_shape_of, schema_kind
 
 __all__ = ["BatchAdapter", "EventAdapter", "ShowerAdapter", "adapter_for"]
@@ -23,12 +26,14 @@ class BatchAdapter(Protocol):
     """Per-kind conversion of record batches."""
 
     layout: ColumnLayout
+    constants: dict[str, np.ndarray]
+    """Extra tensors handed to the model with every buffer (e.g. ``grid_shape``)."""
 
     def trigger_columns(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         """Columns the trigger menu may cut on (float64, one value per event)."""
         ...
 
-    def rows(self, batch: pa.RecordBatch, indices: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def rows(self, batch: pa.RecordBatch, indices: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         """Event ids and buffer columns of the selected rows."""
         ...
 
@@ -43,6 +48,7 @@ class EventAdapter:
     def __init__(self, schema: pa.Schema) -> None:
         self.columns = feature_columns(schema)
         self.layout: ColumnLayout = {c: ((), np.float32) for c in self.columns}
+        self.constants: dict[str, np.ndarray] = {}
 
     def trigger_columns(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         """Feature columns as float64 arrays (cast from the float32 wire values)."""
@@ -57,11 +63,15 @@ class EventAdapter:
 
 
 class ShowerAdapter:
-    """Sparse showers: densified only for the rows that go into the buffer."""
+    """Sparse showers: the accepted rows' cells go into ragged buffer columns as they are."""
 
     def __init__(self, schema: pa.Schema) -> None:
         self.grid = grid_shape_of(schema)
-        self.layout: ColumnLayout = {"showers": (self.grid, np.float32), "incident_energy": ((), np.float32)}
+        self.layout: ColumnLayout = {
+            "incident_energy": ((), np.float32), "cell_index": (RAGGED, np.int64), "cell_energy": (RAGGED, np.float32),
+        }
+        self.constants = {"grid_shape": np.asarray(self.grid, dtype=np.int64)}
+        self.n_cells = int(np.prod(self.grid))
 
     def trigger_columns(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
         """``incident_energy`` (GeV) and ``n_cells`` (stored cells per shower)."""
@@ -69,14 +79,33 @@ class ShowerAdapter:
         offsets = batch.column("cell_index").offsets.to_numpy()
         return {"incident_energy": energy, "n_cells": np.diff(offsets).astype(np.float64)}
 
-    def rows(self, batch: pa.RecordBatch, indices: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Dense float32 showers (MeV) of the selected rows."""
-        from stream.showers.sparse import batch_to_dense
+    def rows(self, batch: pa.RecordBatch, indices: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        """The selected rows' energies and cells (ragged, no densifying).
 
-        ids, energy, dense = batch_to_dense(batch.take(pa.array(indices)))
-        return np.asarray(ids, dtype=np.uint64), {
-            "showers": np.asarray(dense, dtype=np.float32),
-            "incident_energy": np.asarray(energy, dtype=np.float32),
+        Raises:
+            SchemaError: index and energy lists of different lengths, or a cell index
+                outside the grid (names the event id).
+        """
+        taken = batch.take(pa.array(indices))
+        index_col, energy_col = taken.column("cell_index"), taken.column("cell_energy")
+        idx_offsets = np.asarray(index_col.offsets, dtype=np.int64)
+        en_offsets = np.asarray(energy_col.offsets, dtype=np.int64)
+        if not np.array_equal(idx_offsets - idx_offsets[0], en_offsets - en_offsets[0]):
+            msg = "shower batch: cell_index and cell_energy lists differ in length for some event"
+            raise SchemaError(msg)
+        cells = np.asarray(index_col.values)[idx_offsets[0] : idx_offsets[-1]].astype(np.int64)
+        energies = np.asarray(energy_col.values)[en_offsets[0] : en_offsets[-1]].astype(np.float32, copy=False)
+        ids = _ids(taken)
+        if len(cells) and (cells.min() < 0 or cells.max() >= self.n_cells):
+            bad = int(np.flatnonzero((cells < 0) | (cells >= self.n_cells))[0])
+            event = int(np.searchsorted(idx_offsets - idx_offsets[0], bad, side="right") - 1)
+            msg = f"shower event {int(ids[event])}: cell index {int(cells[bad])} outside the grid {self.grid}"
+            raise SchemaError(msg)
+        lengths = np.diff(idx_offsets)
+        return ids, {
+            "incident_energy": taken.column("incident_energy").to_numpy(zero_copy_only=False).astype(np.float32),
+            "cell_index": Ragged(lengths, cells),
+            "cell_energy": Ragged(lengths, energies),
         }
 
 

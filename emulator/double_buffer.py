@@ -1,8 +1,13 @@
 """Double buffer: one preallocated buffer fills while the model trains on the other.
 
 Each :class:`Buffer` holds ``capacity`` events in preallocated arrays, one per column
-(events: ``(capacity,)`` float32 per feature; showers: ``showers`` ``(capacity, L, X, Y)``
-float32 MeV and ``incident_energy`` ``(capacity,)`` GeV) plus the event ids. Besides the
+(events: ``(capacity,)`` float32 per feature) plus the event ids. Columns whose per-event
+shape is :data:`RAGGED` hold a variable number of values per event, concatenated, with
+one shared ``(capacity + 1,)`` row-pointer array (``cell_offsets``): showers arrive sparse
+(about 4 % of the ILD grid's cells are hit) and stay sparse here, ``cell_index`` (int64,
+flat grid index) and ``cell_energy`` (float32 MeV) beside ``incident_energy`` (GeV); the
+model densifies one batch at a time. Ragged storage starts at 512 values per event and
+doubles when a buffer needs more. Besides the
 training data it carries what must be written with the snapshot that follows its
 training: the stream position of its last event, the trigger counters at that point, the
 events a classical trigger stored while it filled, and counts.
@@ -15,17 +20,38 @@ buffer, and the filling side waits (``block``) or drops (``drop``) when both are
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["Buffer", "ColumnLayout", "DoubleBuffer"]
+__all__ = ["OFFSETS", "RAGGED", "Buffer", "ColumnLayout", "DoubleBuffer", "Ragged"]
 
-ColumnLayout = Mapping[str, tuple[tuple[int, ...], Any]]
-"""Column name → (per-event shape, numpy dtype)."""
+ColumnLayout = Mapping[str, tuple[tuple[int, ...] | None, Any]]
+"""Column name → (per-event shape, or :data:`RAGGED`; numpy dtype)."""
+
+RAGGED = None
+"""Per-event shape of a column with a variable number of values per event."""
+
+OFFSETS = "cell_offsets"
+"""Name of the row pointers shared by the ragged columns (``view()`` returns it)."""
+
+_RAGGED_START = 512
+
+
+@dataclass
+class Ragged:
+    """Input of the ragged columns of :meth:`Buffer.add`: per-event lengths and the values.
+
+    Attributes:
+        lengths: ``(n,)`` values per event.
+        values: ``(sum(lengths),)`` the events' values, concatenated in event order.
+    """
+
+    lengths: np.ndarray
+    values: np.ndarray
 
 
 @dataclass
@@ -46,8 +72,20 @@ class Buffer:
     stored: list[pa.RecordBatch] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.columns = {name: np.zeros((self.capacity, *shape), dtype=dtype) for name, (shape, dtype) in self.layout.items()}
+        self.columns = {}
+        self.ragged = [name for name, (shape, _) in self.layout.items() if shape is RAGGED]
+        for name, (shape, dtype) in self.layout.items():
+            per_event = (_RAGGED_START,) if shape is RAGGED else shape
+            self.columns[name] = np.zeros((self.capacity, *per_event), dtype=dtype)
+            if shape is RAGGED:
+                self.columns[name] = self.columns[name].reshape(-1)
+        self.offsets = np.zeros(self.capacity + 1, dtype=np.int64)
         self.event_ids = np.zeros(self.capacity, dtype=np.uint64)
+
+    @property
+    def nbytes(self) -> int:
+        """Host memory held by the buffer's arrays."""
+        return sum(a.nbytes for a in self.columns.values()) + self.offsets.nbytes + self.event_ids.nbytes
 
     @property
     def room(self) -> int:
@@ -68,11 +106,18 @@ class Buffer:
         n = min(len(event_ids), self.room)
         if n == 0:
             return 0
+        if self.ragged:
+            self._add_ragged(columns, n)
         for name, (shape, _) in self.layout.items():
             if name not in columns:
                 msg = f"buffer column {name!r} missing from input (got {sorted(columns)})"
                 raise ValueError(msg)
+            if shape is RAGGED:
+                continue
             values = columns[name]
+            if not isinstance(values, np.ndarray):
+                msg = f"buffer column {name!r} must be an array, got {type(values).__name__}"
+                raise ValueError(msg)
             if values.shape[1:] != tuple(shape):
                 msg = f"buffer column {name!r}: per-event shape {values.shape[1:]}, expected {tuple(shape)}"
                 raise ValueError(msg)
@@ -81,9 +126,45 @@ class Buffer:
         self.size += n
         return n
 
+    def _add_ragged(self, columns: Mapping[str, Any], n: int) -> None:
+        lengths = None
+        for name in self.ragged:
+            column = columns.get(name)
+            if not isinstance(column, Ragged):
+                msg = f"buffer column {name!r} is ragged: pass a Ragged(lengths, values), got {type(column).__name__}"
+                raise ValueError(msg)
+            if lengths is None:
+                lengths = np.asarray(column.lengths[:n], dtype=np.int64)
+            elif not np.array_equal(lengths, column.lengths[:n]):
+                msg = f"ragged buffer columns {self.ragged} differ in length for some event"
+                raise ValueError(msg)
+        assert lengths is not None
+        start = int(self.offsets[self.size])
+        total = int(lengths.sum())
+        for name in self.ragged:
+            array = self.columns[name]
+            if start + total > array.shape[0]:
+                grown = np.zeros(max(2 * array.shape[0], start + total), dtype=array.dtype)
+                grown[:start] = array[:start]
+                self.columns[name] = array = grown
+            values = columns[name].values  # type: ignore[union-attr]
+            if len(values) < total:
+                msg = f"ragged buffer column {name!r}: {len(values)} values for lengths summing to {total}"
+                raise ValueError(msg)
+            array[start : start + total] = values[:total]
+        self.offsets[self.size + 1 : self.size + n + 1] = start + np.cumsum(lengths)
+
     def view(self) -> dict[str, np.ndarray]:
-        """The filled part of every column (no copy)."""
-        return {name: array[: self.size] for name, array in self.columns.items()}
+        """The filled part of every column (no copy); ragged columns come with ``cell_offsets``."""
+        out = {}
+        for name, array in self.columns.items():
+            if name in self.ragged:
+                out[name] = array[: int(self.offsets[self.size])]
+            else:
+                out[name] = array[: self.size]
+        if self.ragged:
+            out[OFFSETS] = self.offsets[: self.size + 1]
+        return out
 
     def reset(self) -> None:
         """Empty the buffer for refilling (arrays are reused, not reallocated)."""
@@ -112,6 +193,7 @@ class DoubleBuffer:
         self.first_index = first_index
         self.filling = Buffer(capacity, layout)
         self._spare: Buffer | None = Buffer(capacity, layout)
+        self._both = (self.filling, self._spare)
         self._ready: Buffer | None = None
         self._cond = threading.Condition()
         self._closed = False
@@ -126,12 +208,17 @@ class DoubleBuffer:
         with self._cond:
             return self._spare is not None
 
-    def swap(self, wait: bool) -> bool:
+    def nbytes(self) -> int:
+        """Host memory of both buffers."""
+        return sum(b.nbytes for b in self._both)
+
+    def swap(self, wait: bool, on_wait: Callable[[], None] | None = None) -> bool:
         """Hand the filling buffer to the trainer and start filling the spare one.
 
         Args:
             wait: block until the trainer has finished its buffer (``block`` policy);
                 otherwise return False at once when it is still busy.
+            on_wait: called about every 0.5 s while waiting (e.g. to refresh progress).
 
         Returns:
             True if the swap happened.
@@ -141,7 +228,13 @@ class DoubleBuffer:
                 if not wait:
                     return False
                 while self._spare is None and not self._closed:
-                    self._cond.wait(0.1)
+                    self._cond.wait(0.5)
+                    if on_wait is not None and self._spare is None:
+                        self._cond.release()
+                        try:
+                            on_wait()
+                        finally:
+                            self._cond.acquire()
                 if self._spare is None:
                     return False
             full = self.filling
