@@ -154,3 +154,16 @@ def test_kpd_of_paired_samples_is_consistent_with_zero() -> None:
     shifted = _paired_features(3000, 20) + np.array([0.0, 1.0, 0.0, 0.0])
     far = kpd(reference, shifted, batch_size=1500, paired=True)
     assert far.value > 5 * far.error
+
+
+def test_study_prints_one_row_per_comparison(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from offline.showers.study import main
+
+    assert main(["--n", "300", "--classifier-runs", "1", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert len(rows) == 1
+    row = rows[0]
+    assert abs(row["auc"] - 0.5) < 4 * row["auc_floor_error"]
+    assert row["s_jsd"] == pytest.approx(row["s_jsd_floor"], abs=4 * row["s_jsd_floor_spread"])
