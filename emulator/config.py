@@ -47,6 +47,7 @@ Layout of a config file (all sections optional)::
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -64,6 +65,12 @@ __all__ = [
     "SourceConfig",
     "load_config",
 ]
+
+
+def _source_kinds() -> list[str]:
+    from stream.sources import source_kinds
+
+    return source_kinds()
 
 
 def _check_keys(data: Mapping[str, Any], cls: type, where: str) -> None:
@@ -218,9 +225,16 @@ class RunConfig:
         if "seed" in built:
             _int(built["seed"], "seed", 0)
         options = {}
+        kinds = _source_kinds()
         for name, table in data.items():
             if not isinstance(table, Mapping):
                 msg = f"unknown top-level key {name!r} = {table!r} (allowed: seed, device, and tables)"
+                raise ConfigError(msg)
+            if name not in kinds:
+                allowed = sorted({*sections, "trigger"}) + [f"[{k}] (source options)" for k in kinds]
+                near = difflib.get_close_matches(name, [*sections, "trigger", *kinds], n=1)
+                hint = f"; did you mean [{near[0]}]?" if near else ""
+                msg = f"unknown table [{name}]{hint} (allowed: {', '.join(allowed)})"
                 raise ConfigError(msg)
             options[name] = dict(table)
         built["source_options"] = options
@@ -229,10 +243,17 @@ class RunConfig:
         return config
 
     def validate(self) -> None:
-        """Cross-field checks (trigger table shape, option sections)."""
+        """Cross-field checks (trigger table shape, model hyperparameter names)."""
         from emulator.trigger import TriggerMenu
 
         TriggerMenu.from_mapping(self.trigger)
+        from models.registry import check_hyperparameters
+
+        try:
+            check_hyperparameters(self.model.kind, dict(self.model.hyperparameters))
+        except ValueError as err:
+            msg = f"[model]: {err}"
+            raise ConfigError(msg) from err
 
     def with_overrides(self, *, seed: int | None = None, events: int | None = None, device: str | None = None) -> RunConfig:
         """Copy with CLI overrides applied."""

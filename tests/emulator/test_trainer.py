@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from emulator.config import RunConfig
-from emulator.errors import ConfigError
+from emulator.errors import ConfigError, SnapshotError
 from emulator.run import run_training
 from emulator.snapshot import load_snapshot
 from tests.emulator import gaussian_model  # noqa: F401 - registers "test-gaussian"
@@ -137,3 +137,47 @@ def test_kafka_secrets_never_reach_the_manifest(tmp_path: Path) -> None:
     text = (tmp_path / "manifest.json").read_text()
     assert secret not in text
     assert "sasl_plain_password" in text  # the key is listed, so a reader knows one was set
+
+
+def test_misspelled_table_and_hyperparameter_are_errors_that_name_the_allowed_keys() -> None:
+    with pytest.raises(ConfigError, match=r"unknown table \[bufer\]; did you mean \[buffer\]\?"):
+        RunConfig.from_mapping({"bufer": {"size": 100}})
+    with pytest.raises(ConfigError, match=r"'hiden_features' \(did you mean 'hidden_features'\?\); allowed: .*n_blocks"):
+        RunConfig.from_mapping({"model": {"kind": "onlineflow", "hyperparameters": {"hiden_features": 8}}})
+    RunConfig.from_mapping({"toy": {"signal_fraction": 0.1}})  # a source kind's table is fine
+
+
+def test_resume_with_another_config_is_refused_and_names_the_keys(tmp_path: Path) -> None:
+    run_training(_config(2500), tmp_path, progress=False)
+    changed = _config(5000, batch_size=50)
+    with pytest.raises(SnapshotError, match=r"differs in: buffer\.batch_size.*--fresh"):
+        run_training(changed, tmp_path, progress=False)
+    assert json.loads((tmp_path / "manifest.json").read_text())["events_seen"] == 2500  # nothing lost
+    run_training(_config(5000), tmp_path, progress=False)  # more events: a legitimate resume
+    assert json.loads((tmp_path / "manifest.json").read_text())["events_seen"] == 5000
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("not a snapshot")
+    with pytest.raises(SnapshotError, match="is a file"):
+        run_training(_config(100), target, progress=False)
+    assert target.read_text() == "not a snapshot"
+
+
+def test_metrics_table_has_one_row_per_buffer_and_the_manifest_names_the_data(tmp_path: Path) -> None:
+    from emulator.side_files import read_parts
+
+    summary = run_training(_config(5500), tmp_path, progress=False)
+    table = read_parts(tmp_path / "metrics").to_pydict()
+    assert table["buffer_index"] == list(range(summary.buffers_trained))
+    assert sum(table["events"]) == 5500
+    assert all(p == 2 for p in table["passes"])
+    assert "mean_0" in table  # the model's after_buffer metrics are kept too
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    identity = manifest["data_identity"]
+    assert identity["source"] == "toy"
+    assert identity["seed"] == 3
+    other = tmp_path / "other"
+    run_training(replace(_config(1000), source_options={"toy": {"seed": 4, "batch_size": 500}}), other, progress=False)
+    assert json.loads((other / "manifest.json").read_text())["data_identity"]["id"] != identity["id"]
