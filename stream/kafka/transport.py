@@ -221,6 +221,31 @@ class KafkaTransport:
             return False
         return self._idle_s >= self.idle_timeout_s
 
+    def caught_up(self) -> bool:
+        """True when every assigned partition has been read to its current end offset.
+
+        Malformed messages count as read (they were counted and skipped). False while
+        delivered-but-unconsumed messages are pending or the broker cannot be asked; true
+        when no partition is assigned (there is nothing known to read).
+        """
+        if self._pending:
+            return False
+        if self._consumer is None or not self._partitions:
+            return True
+        from kafka.structs import TopicPartition
+
+        partitions = [TopicPartition(self.topic, p) for p in self._partitions]
+        try:
+            ends = self._consumer.end_offsets(partitions)
+            positions = {tp.partition: self._consumer.position(tp) for tp in partitions}
+        except Exception as err:  # noqa: BLE001 - any client error: we cannot tell, so not caught up
+            log.debug("topic %r: end offsets unavailable: %s", self.topic, err)
+            return False
+        return all(
+            max(self._next.get(tp.partition, 0), positions.get(tp.partition) or 0) >= end
+            for tp, end in ends.items()
+        )
+
     def close(self) -> None:
         """Close the consumer and flush the dead-letter producer."""
         if self._closed:

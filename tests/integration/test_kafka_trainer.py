@@ -141,3 +141,41 @@ def test_kill_9_several_times_trains_every_event_exactly_once(
     values, counts = np.unique(ids, return_counts=True)
     assert counts.max() == 1, f"{int((counts > 1).sum())} ids trained more than once"
     np.testing.assert_array_equal(values, np.sort(produced))
+
+
+def test_until_idle_ends_only_after_every_partition_is_read_and_trained(
+    kafka_broker: str, tmp_path: Path
+) -> None:
+    """A backlog larger than a buffer, garbage interleaved, a trainer slower than the backlog.
+
+    ``--until-idle`` is much shorter than the time to train the backlog, so the filling
+    side spends most of the run blocked on a full buffer; that time is not idle, and the
+    stream ends only once all four partitions are read to their ends. Every event is
+    trained once and every malformed message is counted.
+    """
+    from tests.stream.kafka_helpers import produce_raw
+
+    n, partitions, garbage = 40_000, 4, 101
+    topic = new_topic(kafka_broker, prefix="idle")
+    replay(kafka_broker, topic, n, partitions=partitions, batch_events=500)
+    rng = np.random.default_rng(5)
+    produce_raw(kafka_broker, topic, ((rng.bytes(64), []) for _ in range(garbage)), partitions)
+    produced = topic_ids(kafka_broker, topic, n)
+    assert len(produced) == n
+    out = tmp_path / "run"
+    config = write_gaussian_config(tmp_path / "run.toml", size=4000, n_iter=300)
+    started = time.monotonic()
+    result = run(trainer_command(config, kafka_broker, topic, out, "--until-idle", "3"), tmp_path / "trainer.log",
+                 timeout_s=300)
+    elapsed = time.monotonic() - started
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["end_reason"] == "idle"
+    assert summary["blocked_s"] > 3  # it was blocked longer than the idle limit, and went on
+    assert elapsed > 6
+    assert summary["events_seen"] == n
+    assert summary["events_trained"] == n
+    assert sum(summary["bad_messages"].values()) == garbage
+    manifest = manifest_or_empty(out)
+    assert sorted(manifest["offsets"][topic]) == [str(p) for p in range(partitions)]
+    ids = read_trained_ids(out)
+    np.testing.assert_array_equal(np.sort(ids), np.sort(produced))
