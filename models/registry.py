@@ -7,38 +7,25 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from common.registry import Registry
 from models.protocol import OnlineModel
 
-__all__ = ["build_model", "check_hyperparameters", "register", "registered_kinds"]
+__all__ = ["MODELS", "build_model", "check_hyperparameters", "register", "registered_kinds"]
 
-_BUILDERS: dict[str, Callable[..., OnlineModel]] = {}
+MODELS: Registry[Callable[..., OnlineModel]] = Registry(
+    "model kind", plugins=("models.flows.ensemble", "models.bibae.model", "models.showerflow.model")
+)
+"""Model kind → class (the built-in model modules register themselves on import)."""
 
 
 def register(kind: str) -> Callable[[type], type]:
     """Class decorator registering a model class under ``kind``."""
-
-    def wrap(cls: type) -> type:
-        _BUILDERS[kind] = cls
-        return cls
-
-    return wrap
-
-
-def _load_builtin() -> None:
-    import importlib
-
-    for module in ("models.flows.ensemble", "models.bibae.model", "models.showerflow.model"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name is None or not module.startswith(err.name):
-                raise
+    return MODELS.register(kind)  # type: ignore[return-value]
 
 
 def registered_kinds() -> list[str]:
     """Kinds that can be built."""
-    _load_builtin()
-    return sorted(_BUILDERS)
+    return MODELS.names()
 
 
 def check_hyperparameters(kind: str, hyperparameters: dict[str, Any]) -> None:
@@ -48,11 +35,7 @@ def check_hyperparameters(kind: str, hyperparameters: dict[str, Any]) -> None:
         ValueError: an unknown kind (lists the known ones) or an unknown hyperparameter
             (names it, the closest allowed name, and all allowed names).
     """
-    _load_builtin()
-    if kind not in _BUILDERS:
-        msg = f"unknown model kind {kind!r}; known kinds: {sorted(_BUILDERS)}"
-        raise ValueError(msg)
-    parameters = inspect.signature(_BUILDERS[kind]).parameters
+    parameters = inspect.signature(MODELS.get(kind)).parameters
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         return
     allowed = [name for name in parameters if name != "self"]
@@ -71,4 +54,4 @@ def build_model(kind: str, hyperparameters: dict[str, Any]) -> OnlineModel:
         ValueError: for an unknown kind (lists the known ones) or hyperparameter.
     """
     check_hyperparameters(kind, hyperparameters)
-    return _BUILDERS[kind](**hyperparameters)
+    return MODELS.get(kind)(**hyperparameters)

@@ -8,7 +8,6 @@ name), e.g. ``{"toy": {"signal_fraction": 0.01}}``.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,46 +16,31 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from common.registry import Registry
 from stream.errors import SourceError
 from stream.schema import EVENT_ID, FEATURE_TYPE
 from stream.source import Source
 
-__all__ = ["ParquetSource", "open_source", "register_source", "source_kinds"]
+__all__ = ["SOURCES", "ParquetSource", "open_source", "register_source", "source_kinds"]
 
 SourceFactory = Callable[[str | None, Mapping[str, Any]], Source]
-_FACTORIES: dict[str, SourceFactory] = {}
-# Modules that register further kinds on import (skipped if not installed yet).
-_PLUGIN_MODULES = (
-    "stream.showers.sources",
-    "stream.readers.root_events",
-    "stream.readers.lhco",
-    "stream.generators.dijet",
+SOURCES: Registry[SourceFactory] = Registry(
+    "source kind",
+    error=SourceError,
+    # Modules that register further kinds on import (skipped if their extra is not installed).
+    plugins=("stream.showers.sources", "stream.readers.root_events", "stream.readers.lhco", "stream.generators.dijet"),
 )
+"""Source kind → factory ``(argument, options) -> Source``."""
 
 
 def register_source(kind: str) -> Callable[[SourceFactory], SourceFactory]:
     """Decorator registering a factory ``(argument, options) -> Source`` for ``kind``."""
-
-    def wrap(factory: SourceFactory) -> SourceFactory:
-        _FACTORIES[kind] = factory
-        return factory
-
-    return wrap
-
-
-def _load_plugins() -> None:
-    for module in _PLUGIN_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name is None or not module.startswith(err.name):
-                raise
+    return SOURCES.register(kind)
 
 
 def source_kinds() -> list[str]:
     """All known source kinds."""
-    _load_plugins()
-    return sorted(_FACTORIES)
+    return SOURCES.names()
 
 
 def open_source(spec: str, options: Mapping[str, Mapping[str, Any]] | None = None) -> Source:
@@ -69,13 +53,12 @@ def open_source(spec: str, options: Mapping[str, Mapping[str, Any]] | None = Non
     Raises:
         SourceError: unknown kind (lists the known ones) or bad argument.
     """
-    _load_plugins()
     kind, _, argument = spec.partition(":")
-    if kind not in _FACTORIES:
-        msg = f"unknown source kind {kind!r} in spec {spec!r}; known kinds: {sorted(_FACTORIES)}"
+    if kind not in SOURCES:
+        msg = f"unknown source kind {kind!r} in spec {spec!r}; known kinds: {source_kinds()}"
         raise SourceError(msg)
     opts = dict((options or {}).get(kind, {}))
-    return _FACTORIES[kind](argument or None, opts)
+    return SOURCES.get(kind)(argument or None, opts)
 
 
 @register_source("toy")

@@ -17,12 +17,12 @@ Trained models (``bibae``, ``layerflow``) register here when their sampling code
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from common.registry import Registry
 from offline.showers.errors import UnknownModelError
 
 __all__ = [
@@ -92,8 +92,9 @@ class ReferenceSimulatorModel:
         )
 
 
-_BUILTIN: dict[str, str] = {"reference": "offline.showers.registry:ReferenceSimulatorModel"}
-_REGISTERED: dict[str, Callable[..., ShowerGenerator]] = {}
+GENERATORS: Registry[Callable[..., ShowerGenerator]] = Registry("model", error=UnknownModelError)
+"""Shower generator name → factory ``factory(geometry, **options)``."""
+GENERATORS.add_lazy("reference", "offline.showers.registry:ReferenceSimulatorModel")
 
 
 def register_model(name: str, factory: Callable[..., ShowerGenerator]) -> None:
@@ -104,15 +105,12 @@ def register_model(name: str, factory: Callable[..., ShowerGenerator]) -> None:
         >>> "doc-example" in available_models()
         True
     """
-    if not name or not name.replace("-", "").replace("_", "").isalnum():
-        msg = f"model names are non-empty words (letters, digits, '-', '_'), got {name!r}"
-        raise ValueError(msg)
-    _REGISTERED[name] = factory
+    GENERATORS.add(name, factory)
 
 
 def available_models() -> list[str]:
     """Names of the built-in and registered models, sorted."""
-    return sorted(set(_BUILTIN) | set(_REGISTERED))
+    return GENERATORS.names()
 
 
 def get_model(name: str, geometry: Any, **options: Any) -> ShowerGenerator:
@@ -121,12 +119,4 @@ def get_model(name: str, geometry: Any, **options: Any) -> ShowerGenerator:
     Raises:
         UnknownModelError: naming the unknown model and the known ones.
     """
-    if name in _REGISTERED:
-        factory = _REGISTERED[name]
-    elif name in _BUILTIN:
-        module, attr = _BUILTIN[name].split(":")
-        factory = getattr(importlib.import_module(module), attr)
-    else:
-        msg = f"unknown model {name!r}; known models: {', '.join(available_models())}"
-        raise UnknownModelError(msg)
-    return factory(geometry, **options)
+    return GENERATORS.get(name)(geometry, **options)

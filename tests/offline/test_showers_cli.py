@@ -175,13 +175,13 @@ class _ToyModel:
 def test_model_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     from offline.showers import registry
 
-    monkeypatch.setattr(registry, "_REGISTERED", {})
+    monkeypatch.setattr(registry.GENERATORS, "_factories", {})
     assert "reference" in available_models()
     register_model("toy-test", _ToyModel)
     model = get_model("toy-test", "ecal", scale=2.0)
     assert model.scale == 2.0
     assert model.generate(np.array([10.0]), 0).shape == (1, 12, 10, 10)
-    with pytest.raises(UnknownModelError, match="known models: .*reference"):
+    with pytest.raises(UnknownModelError, match="unknown model 'bibae-not-yet'.*known: .*reference"):
         get_model("bibae-not-yet", "ecal")
     with pytest.raises(ValueError, match="model names"):
         register_model("bad name", _ToyModel)
