@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = """example:
-  python -m benchmarks.coverage --runs 10 --jobs 2            # about 40 min on 2 cores
+  python -m benchmarks.coverage --runs 10 --jobs 2            # about 40 min on 2 idle cores
   python -m benchmarks.coverage --runs 10 --bootstrap per_batch   # the pre-fix bootstrap
   python -m benchmarks.coverage --runs 3 --events 50000 --out /tmp/cov   # a quick look
 """
@@ -173,8 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bootstrap", choices=("per_event", "per_batch"), default="per_event",
                         help="per_event (the online bootstrap) or per_batch (before the fix)")
     parser.add_argument("--no-null", action="store_true", help="skip the background-only runs")
-    parser.add_argument("--samples", type=int, default=2_000_000, help="samples per member (default 2 M)")
-    parser.add_argument("--n-pseudo", type=int, default=200, help="pseudo-experiments per scan (default 200)")
+    parser.add_argument("--samples", type=int, default=500_000,
+                        help="samples per member (default 500 k; their sampling variance is subtracted)")
+    parser.add_argument("--n-pseudo", type=int, default=50,
+                        help="pseudo-experiments per scan, for the calibrated null significances (default 50)")
     parser.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each (default 2)")
     parser.add_argument("--out", type=Path, help="study directory (default ~/runs/coverage-<bootstrap>)")
     args = parser.parse_args(argv)

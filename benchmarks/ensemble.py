@@ -6,8 +6,21 @@ the straightforward alternative: ``n_members`` separate ``nflows`` MAFs of the s
 architecture, each with its own Adam, stepped one after another on the same batch, in
 the same process and run. Each figure is the median over several repetitions.
 
+It also measures, side by side in the same process:
+
+* ``ms_per_step``: milliseconds per batched step of ``OnlineFlowEnsemble.train_on_buffer``
+  (shuffle, noise, bootstrap weights, fused forward/backward, fused Adam);
+* ``ms_per_step_run``: the same for a short ``python -m emulator run`` at the paper's
+  settings (``configs/bumphunt.toml``, two buffers, so the filling side is blocked on a
+  full buffer while the first trains): the run summary's wall time over its steps;
+* ``gflops``: the step's matrix-product FLOPs (forward ``2·N·M·B·(H·D + (L−1)·H² + 2D·H)``,
+  backward about twice that: 0.211 GFLOP at the paper's settings) over ``ms_per_step``,
+  and ``peak_fraction``, that over the machine's own sgemm rate (a 2048³ product, same
+  threads).
+
 Prints a table and, as the last line, one JSON object with ``speedup``,
-``member_steps_per_s`` and ``baseline_member_steps_per_s``.
+``member_steps_per_s``, ``baseline_member_steps_per_s``, ``ms_per_step``,
+``ms_per_step_run``, ``gflops``, ``sgemm_gflops`` and ``peak_fraction``.
 """
 
 from __future__ import annotations
@@ -16,8 +29,12 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 
@@ -26,7 +43,9 @@ from models.flows.batched_maf import BatchedMAF
 from models.flows.ensemble import OnlineFlowEnsemble
 from models.flows.nflows_bridge import build_nflows_maf
 
-__all__ = ["main", "run_benchmark"]
+__all__ = ["main", "run_benchmark", "run_step_rate", "sgemm_gflops", "step_flops"]
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EXAMPLE = (
     "example: python -m benchmarks.ensemble --members 20 --batch-size 250 --steps 30 --repeats 5"
@@ -44,6 +63,45 @@ def _time_steps(step: Callable[[], object], n_steps: int, device: torch.device) 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
+
+
+def step_flops(n_members: int, batch_size: int, features: int, n_blocks: int, hidden: int, n_hidden_layers: int) -> float:
+    """Matrix-product FLOPs of one batched training step (forward + backward ≈ 3 × forward).
+
+    Example:
+        >>> round(step_flops(20, 250, 4, 5, 32, 2) / 1e9, 3)
+        0.211
+    """
+    per_event = hidden * features + (n_hidden_layers - 1) * hidden * hidden + 2 * features * hidden
+    return 3 * 2 * batch_size * n_members * n_blocks * per_event
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """The machine's float32 matrix-product rate (median of ``repeats``), GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def run_step_rate(events: int = 20_000, threads: int = 0) -> float:
+    """ms per step of ``python -m emulator run --config configs/bumphunt.toml --events N``."""
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "emulator", "run", "--config", str(ROOT / "configs" / "bumphunt.toml"),
+                   "--events", str(events), "--out", out, "--device", "cpu", "--fresh", "--quiet", "--json"]
+        result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            msg = f"emulator run failed ({result.returncode}): {result.stderr[-2000:]}"
+            raise RuntimeError(msg)
+        summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return 1e3 * summary["wall_s"] / summary["steps"]
 
 
 def run_benchmark(
@@ -127,6 +185,9 @@ def run_benchmark(
     }
     if sampling:
         result["samples_per_s"] = sample_events * n_members / statistics.median(sampling)
+    result["ms_per_step"] = 1e3 * statistics.median(full)
+    flops = step_flops(n_members, batch_size, features, n_blocks, hidden_features, n_hidden_layers)
+    result["gflops"] = flops / statistics.median(full) / 1e9
     return result
 
 
@@ -170,6 +231,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "use 1: extra OpenMP threads spin when no core is free"
         ),
     )
+    parser.add_argument(
+        "--run-events", type=int, default=20_000,
+        help="events of the timed 'emulator run' at the paper's settings (default 20000: two buffers; 0: skip)",
+    )
+    parser.add_argument("--run-repeats", type=int, default=3, help="repeats of that run (default 3)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -186,6 +252,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     result = run_benchmark(**settings, sample_events=args.sample)
     threads = torch.get_num_threads()
+    if args.device == "cpu":
+        result["sgemm_gflops"] = sgemm_gflops()
+        result["peak_fraction"] = result["gflops"] / result["sgemm_gflops"]
+    if args.run_events:
+        runs = [run_step_rate(args.run_events, args.threads) for _ in range(args.run_repeats)]
+        result["ms_per_step_run"] = statistics.median(runs)
     if args.threads == 0 and threads > 1 and args.device == "cpu":
         torch.set_num_threads(1)
         single = run_benchmark(**settings, sample_events=0)
@@ -209,6 +281,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if "samples_per_s" in result:
         print(f"sampling: {result['samples_per_s']:.3g} events/s over all members")
+    print(f"train_on_buffer: {result['ms_per_step']:.2f} ms per batched step, {result['gflops']:.0f} GFLOP/s"
+          + (f" = {100 * result['peak_fraction']:.0f} % of this machine's sgemm ({result['sgemm_gflops']:.0f} GFLOP/s)"
+             if "peak_fraction" in result else ""))
+    if "ms_per_step_run" in result:
+        print(f"emulator run (paper settings, {args.run_events} events): {result['ms_per_step_run']:.2f} ms per step "
+              "end to end (goal <= 1.5)")
     print(f"speedup {result['speedup']:.1f}x (goal >= 10x)")
     if "speedup_single_thread" in result:
         print(f"speedup with one thread on both sides: {result['speedup_single_thread']:.1f}x")
