@@ -11,6 +11,7 @@ WORKDIR /app
 RUN pip install torch==2.13.0 --index-url ${TORCH_INDEX}
 
 COPY pyproject.toml README.md ./
+COPY common ./common
 COPY stream ./stream
 COPY emulator ./emulator
 COPY models ./models

@@ -256,7 +256,7 @@ def replay_to_parquet(
     begin = time.monotonic()
     bar = _progress(events, progress)
     try:
-        with pq.ParquetWriter(path, source.schema) as writer:
+        with pq.ParquetWriter(path, source.schema, write_page_checksum=True) as writer:
             for batch in replay_batches(source, events, loop, batch_events, None):
                 writer.write_batch(batch)
                 summary.events += batch.num_rows

@@ -90,7 +90,12 @@ class ParquetSource:
             raise SourceError(msg)
         self.spec = f"parquet:{self.path}"
         self.batch_size = batch_size
-        self._file = pq.ParquetFile(self.path)
+        try:
+            # Files written by this project carry page checksums (CRC32); verify them.
+            self._file = pq.ParquetFile(self.path, page_checksum_verification=True)
+        except (OSError, pa.ArrowException) as err:
+            msg = f"parquet: {str(self.path)!r} is not a readable Parquet file: {err}"
+            raise SourceError(msg) from err
         names = self._file.schema_arrow.names
         if EVENT_ID not in names:
             msg = f"parquet: {str(self.path)!r} has no {EVENT_ID!r} column (columns: {names})"
@@ -113,10 +118,24 @@ class ParquetSource:
                 raise SourceError(msg)
         return cast
 
-    def batches(self, start_event: int = 0) -> Iterator[pa.RecordBatch]:
-        """Yield batches from event row ``start_event``."""
+    def _checked(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``batches``, with a corrupt page (checksum or decoding) raised as :class:`SourceError`."""
         seen = 0
-        for batch in self._file.iter_batches(batch_size=self.batch_size):
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (OSError, pa.ArrowException) as err:
+                msg = f"parquet: {str(self.path)!r} is corrupt after event row {seen}: {err}"
+                raise SourceError(msg) from err
+            seen += batch.num_rows
+            yield batch
+
+    def batches(self, start_event: int = 0) -> Iterator[pa.RecordBatch]:
+        """Yield batches from event row ``start_event`` (page checksums verified)."""
+        seen = 0
+        for batch in self._checked(self._file.iter_batches(batch_size=self.batch_size)):
             n = batch.num_rows
             if seen + n <= start_event:
                 seen += n

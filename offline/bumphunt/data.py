@@ -52,7 +52,7 @@ def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.n
             if column not in wanted:
                 msg = f"stored events {str(part)!r} have no column {column!r} (columns: {schema.names})"
                 raise BumpHuntError(msg)
-            table = pq.read_table(part, columns=wanted)
+            table = pq.read_table(part, columns=wanted, page_checksum_verification=True)
             tables.append(table.cast(pa.schema([pa.field(c, pa.float64()) for c in table.column_names])))
         except (OSError, pa.ArrowException) as err:
             msg = f"stored events {str(part)!r} are unreadable: {err}"

@@ -182,3 +182,19 @@ def test_replay_key_modes(kafka_broker: str) -> None:
         )
         == 1
     )
+
+
+def test_parquet_corrupted_in_the_middle_is_an_error_not_a_silent_replay(tmp_path: Path) -> None:
+    """Parts are written with page checksums; a flipped byte in a data page stops the replay."""
+    from stream.replay import main
+
+    good = tmp_path / "good.parquet"
+    assert main(["--source", "toy", "--events", "200000", "--out", str(good), "--no-progress",
+                 "--batch-events", "20000"]) == 0
+    data = bytearray(good.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 64] = bytes(64)  # zero a stretch inside a data page
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(bytes(data))
+    assert main(["--source", f"parquet:{bad}", "--out", str(tmp_path / "copy.parquet"), "--no-progress"]) == 1
+    assert main(["--source", f"parquet:{good}", "--out", str(tmp_path / "copy2.parquet"), "--no-progress"]) == 0
