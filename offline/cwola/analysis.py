@@ -103,6 +103,8 @@ class CurveSet:
     label: str
     max_sic: list[float] = field(default_factory=list)
     eps_b: list[np.ndarray] = field(default_factory=list)
+    background_passing: list[np.ndarray] = field(default_factory=list)
+    min_background: int = 1
 
     def add(self, scores: np.ndarray, labels: np.ndarray, min_background: int) -> float:
         """Score one seed; returns its max SIC."""
@@ -113,6 +115,8 @@ class CurveSet:
         self.max_sic.append(best)
         # eps_b as a function of eps_s (both non-decreasing along the curve).
         self.eps_b.append(np.interp(EPS_GRID, eps_s, eps_b))
+        self.background_passing.append(np.interp(EPS_GRID, eps_s, count))
+        self.min_background = min_background
         return best
 
     def summary(self) -> tuple[float, float]:
@@ -121,14 +125,18 @@ class CurveSet:
         return float(values.mean()), float(values.std(ddof=1)) if values.size > 1 else 0.0
 
     def sic(self) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std over seeds of SIC on :data:`EPS_GRID`."""
+        """Mean and std over seeds of SIC on :data:`EPS_GRID`; NaN where fewer than
+        ``min_background`` test background events pass (the curve is noise there)."""
         curves = np.array([sic_curve(EPS_GRID, b) for b in self.eps_b])
-        return curves.mean(axis=0), curves.std(axis=0)
+        enough = np.min(self.background_passing, axis=0) >= self.min_background
+        return np.where(enough, curves.mean(axis=0), np.nan), np.where(enough, curves.std(axis=0), np.nan)
 
     def rejection(self) -> np.ndarray:
-        """Background rejection ``1/ε_B`` on :data:`EPS_GRID` (from the seed-averaged ε_B)."""
+        """Background rejection ``1/ε_B`` on :data:`EPS_GRID` (from the seed-averaged ε_B);
+        NaN where fewer than ``min_background`` test background events pass."""
         mean_b = np.mean(self.eps_b, axis=0)
-        return np.divide(1.0, mean_b, out=np.full_like(mean_b, np.nan), where=mean_b > 0)
+        enough = np.min(self.background_passing, axis=0) >= self.min_background
+        return np.divide(1.0, mean_b, out=np.full_like(mean_b, np.nan), where=(mean_b > 0) & enough)
 
 
 def matching_prescale(flow: float, data: dict[int, float]) -> int | None:

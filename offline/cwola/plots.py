@@ -63,7 +63,8 @@ def plot_roc(curves: Mapping[str, CurveSet], path: Path) -> Path:
 
 
 def plot_sic(curves: Mapping[str, CurveSet], path: Path) -> Path:
-    """``SIC = ε_S/sqrt(ε_B)`` against ``ε_S``, bands: standard deviation over seeds."""
+    """``SIC = ε_S/sqrt(ε_B)`` against ``ε_S``, bands: standard deviation over seeds; drawn
+    only where at least ``min_background`` test background events pass."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 5.5))
     for name, curve in curves.items():
