@@ -54,7 +54,12 @@ class PostProcessor(nn.Module):
         c = self.condition(torch.cat((energy_sum, condition), 1))
         x = showers.unsqueeze(1)
         x = F.leaky_relu(self.first_norm(self.first(torch.cat((x, torch.log1p(x)), 1))), _SLOPE)
-        c = c[:, :, None, None, None].expand(-1, -1, *self.shape)
         for i, (conv, norm) in enumerate(zip(self.hidden, self.norms, strict=True)):
-            x = F.leaky_relu(norm(conv(torch.cat((x, c), 1) if i == 0 else x)), _SLOPE)
+            if i == 0:  # conv(cat(x, c broadcast)) without building the broadcast: split the kernel
+                channels = x.shape[1]
+                weight = conv.weight
+                x = F.conv3d(x, weight[:, :channels]) + F.linear(c, weight[:, channels:].flatten(1))[:, :, None, None, None]
+            else:
+                x = conv(x)
+            x = F.leaky_relu(norm(x), _SLOPE)
         return F.relu(self.out(x)).squeeze(1)
