@@ -25,6 +25,9 @@ examples:
   # the CaloChallenge classifier settings (2 x 2048, 50 epochs; slow on a CPU), JSON output
   python -m offline.showers --n 2000 --classifier calochallenge --json --out report/
 
+  # a BIB-AE trained online (python -m emulator run --config configs/showers-bibae-small.toml)
+  python -m offline.showers --model bibae --snapshot ~/runs/bibae-small --n 2000 --sampling kde --out report/
+
 The report directory holds index.html (open it in a browser), metrics.json and PNG plots.
 """
 
@@ -48,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
         default="reference",
         choices=available_models(),
         help="generator to validate (default: reference)",
+    )
+    parser.add_argument(
+        "--snapshot", type=Path, default=None,
+        help="snapshot directory of a trained model (needed for bibae and layerflow)",
+    )
+    parser.add_argument(
+        "--sampling", choices=("normal", "kde"), default=None,
+        help="BIB-AE latent sampling: normal (N(0,1)) or kde (KDE of encoded training showers)",
+    )
+    parser.add_argument(
+        "--post-processor", choices=("auto", "on", "off"), default="auto",
+        help="BIB-AE Post Processor: auto (on once trained), on, off (default: auto)",
     )
     parser.add_argument("--n", type=int, default=10_000, help="showers per sample (default: 10000)")
     parser.add_argument(
@@ -114,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_options(args: argparse.Namespace) -> dict[str, object]:
+    """Factory keywords of the chosen model from the snapshot options (an error if misused)."""
+    snapshot_models = ("bibae", "layerflow")
+    if args.model not in snapshot_models:
+        if args.snapshot is not None or args.sampling is not None or args.post_processor != "auto":
+            msg = f"--snapshot, --sampling and --post-processor apply to {', '.join(snapshot_models)}, not {args.model!r}"
+            raise ValueError(msg)
+        return {}
+    options: dict[str, object] = {"snapshot": args.snapshot}
+    if args.sampling is not None:
+        options["mode"] = args.sampling
+    if args.post_processor != "auto":
+        options["post_process"] = args.post_processor == "on"
+    return options
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, run the validation, print the headline metrics (table or JSON).
 
@@ -146,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             plots=not args.no_plots,
             progress=not args.quiet,
             validation=settings,
+            model_options=_model_options(args),
         )
         metrics = run_validation(config)
     except (ValueError, FileNotFoundError) as exc:

@@ -51,6 +51,8 @@ class RunConfig:
         plots: write the PNG plots.
         progress: tqdm bars on stderr.
         validation: metric settings.
+        model_options: keywords of the model's factory (a snapshot model's ``snapshot``,
+            ``mode``, ``post_process``).
     """
 
     model: str = "reference"
@@ -64,6 +66,7 @@ class RunConfig:
     plots: bool = True
     progress: bool = True
     validation: ValidationSettings = field(default_factory=ValidationSettings)
+    model_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.n < 20:
@@ -136,6 +139,16 @@ def _summarise(
     return builder.build()
 
 
+def _central(
+    chunks: Iterator[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int, int]
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Reference chunks cropped to the central ``shape[1] x shape[2]`` cells of every layer."""
+    for energies, showers in chunks:
+        _, n_x, n_y = showers.shape[1:]
+        x0, y0 = (n_x - shape[1]) // 2, (n_y - shape[2]) // 2
+        yield energies, np.ascontiguousarray(showers[:, :, x0 : x0 + shape[1], y0 : y0 + shape[2]])
+
+
 def run_validation(config: RunConfig) -> dict[str, Any]:
     """Run the whole validation and write the report; return the metrics.
 
@@ -149,12 +162,19 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     geometry = get_geometry(config.geometry)
     keep = max(config.validation.cell_classifier_max, 4) if config.validation.cell_classifier else 4
+    model = get_model(config.model, geometry, **dict(config.model_options))
+    window_of = getattr(model, "reference_geometry", None)
+    full_geometry = geometry
+    if callable(window_of):  # a model of a window of the grid (BIB-AE small: the central 10 x 10)
+        geometry = window_of()
     if config.reference is not None:
         file_geometry, chunks, count = load_reference(
             config.reference, config.n, config.format, config.chunk_size, config.progress
         )
-        if file_geometry is not None:
+        if file_geometry is not None and geometry is full_geometry:
             geometry = file_geometry
+        elif geometry is not full_geometry:
+            chunks = _central(chunks, geometry.shape)
         reference = _summarise(chunks, geometry.threshold_mev, keep, per_shower_hits=True)
         if reference.grid_shape != geometry.shape:
             msg = f"reference {str(config.reference)!r} has grid {reference.grid_shape}, geometry {geometry.name!r} has {geometry.shape}"
@@ -169,7 +189,6 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         )
         reference_label = f"simulated held-out sample (seed {config.seed})"
 
-    model = get_model(config.model, geometry)
     timing = GenerationTiming()
     generated = _summarise(
         generate_timed(
@@ -194,7 +213,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
     metrics["n_reference"] = len(reference)
     metrics["n_generated"] = len(generated)
     run = {
-        "model": config.model,
+        "model": getattr(model, "name", config.model),
         "geometry": geometry.name,
         "grid": "×".join(str(s) for s in geometry.shape),
         "threshold_mev": geometry.threshold_mev,

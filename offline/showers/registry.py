@@ -12,7 +12,8 @@ Built-in models:
   held-out reference sample's, i.e. an independent sample of the same distribution. It
   is the best any model can do, and the test of the toolkit itself.
 
-Trained models (``bibae``, ``layerflow``) register here when their sampling code lands.
+Trained models (``bibae``, ``layerflow``) are sampled from a snapshot
+(:class:`offline.showers.snapshot_model.SnapshotGenerator`, ``--snapshot DIR``).
 """
 
 from __future__ import annotations
@@ -95,6 +96,20 @@ class ReferenceSimulatorModel:
 GENERATORS: Registry[Callable[..., ShowerGenerator]] = Registry("model", error=UnknownModelError)
 """Shower generator name → factory ``factory(geometry, **options)``."""
 GENERATORS.add_lazy("reference", "offline.showers.registry:ReferenceSimulatorModel")
+
+
+def _snapshot_model(kind: str) -> Callable[..., ShowerGenerator]:
+    def factory(geometry: Any, **options: Any) -> ShowerGenerator:
+        from offline.showers.snapshot_model import SnapshotGenerator
+
+        return SnapshotGenerator(geometry, kind=kind, **options)
+
+    return factory
+
+
+# Trained models, sampled from their snapshot (--snapshot DIR).
+GENERATORS.add("bibae", _snapshot_model("bibae"))
+GENERATORS.add("layerflow", _snapshot_model("layerflow"))
 
 
 def register_model(name: str, factory: Callable[..., ShowerGenerator]) -> None:
