@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", type=int, help="stop after N events in total (overrides source.events)")
     run.add_argument("--seed", type=int, help="master seed (overrides the config's)")
     run.add_argument("--device", help="'auto' (CUDA if present), 'cpu', 'cuda', ...")
+    run.add_argument("--threads", type=int, help="torch CPU threads (0: all cores; use 1 when the cores are busy)")
     run.add_argument("--source", help="source spec, e.g. toy or parquet:events.parquet (overrides source.spec)")
     run.add_argument("--bootstrap", help="Kafka bootstrap server HOST:PORT (default: embedded transport)")
     run.add_argument("--topic", help="Kafka topic to consume (with --bootstrap)")
@@ -67,7 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from emulator.run import run_training
 
     try:
-        config = load_config(args.config).with_overrides(seed=args.seed, events=args.events, device=args.device)
+        config = load_config(args.config).with_overrides(
+            seed=args.seed, events=args.events, device=args.device, threads=args.threads
+        )
         if args.source:
             config = replace(config, source=replace(config.source, spec=args.source))
         if args.bootstrap or args.topic or args.group_id:

@@ -67,8 +67,8 @@ def stream_identity(config: RunConfig) -> dict[str, Any]:
     return data_identity(config.source.spec, seed, {k: v for k, v in options.items() if k != "seed"})
 
 
-_RESUME_IGNORED = {("source", "events"), ("device",)}
-"""Config keys a resumed run may change: how many events in all, where to train."""
+_RESUME_IGNORED = {("source", "events"), ("device",), ("threads",)}
+"""Config keys a resumed run may change: how many events in all, where and on how many threads to train."""
 
 
 def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
@@ -121,6 +121,8 @@ def run_training(
         msg = f"--out {str(out)!r} is a file, not a snapshot directory; choose another path"
         raise SnapshotError(msg)
     device = resolve_device(config.device)
+    if config.threads:
+        torch.set_num_threads(config.threads)
     resume = (out / MANIFEST).exists() and not fresh
     model: OnlineModel
     if resume:
