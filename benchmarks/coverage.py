@@ -25,6 +25,12 @@ Prints a table and, as its last line, one JSON object with ``delta_s_mean``,
 
 from __future__ import annotations
 
+if __name__ == "coverage":
+    # Running another script as ``python benchmarks/X.py`` puts benchmarks/ first on sys.path,
+    # where this file would pass for the ``coverage`` package (numba probes for it).
+    msg = "benchmarks/coverage.py is the coverage study script, not the coverage package"
+    raise ImportError(msg)
+
 import argparse
 import json
 import math
