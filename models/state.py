@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["StateError", "pack_state", "unpack_state"]
+__all__ = ["StateError", "pack_state", "require_counters", "unpack_state"]
 
 
 class StateError(KeyError):
@@ -50,6 +50,18 @@ class StateError(KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0]) if self.args else ""
+
+
+def require_counters(training_state: Mapping[str, Any], keys: tuple[str, ...], owner: str) -> None:
+    """Check that a saved ``training_state`` holds every counter in ``keys``.
+
+    Raises:
+        StateError: naming the first missing key, the owner and the keys present.
+    """
+    for key in keys:
+        if key not in training_state:
+            msg = f"{owner} training_state lacks {key!r} (have {sorted(training_state)})"
+            raise StateError(msg)
 
 
 def _json_ready(value: Any, where: str) -> Any:

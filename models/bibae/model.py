@@ -47,7 +47,7 @@ from models.bootstrap import derive_seed
 from models.protocol import BufferReport
 from models.registry import register
 from models.shower_data import central_window, check_shower_buffer, densify, n_showers
-from models.state import pack_state, unpack_state
+from models.state import pack_state, require_counters, unpack_state
 
 __all__ = ["BIBAE", "STAGES"]
 
@@ -601,10 +601,9 @@ class BIBAE:
             KeyError: a tensor or counter is missing (named).
             ValueError: a tensor of the wrong shape (named).
         """
-        for key in ("buffers_seen", "steps", "critic_updates", "events_trained", "decays", "state"):
-            if key not in training_state:
-                msg = f"BIBAE training_state lacks {key!r} (have {sorted(training_state)})"
-                raise KeyError(msg)
+        require_counters(
+            training_state, ("buffers_seen", "steps", "critic_updates", "events_trained", "decays", "state"), "BIBAE"
+        )
         loose = unpack_state(
             tensors, training_state["state"], modules=self.modules(), optimizers=self.optimizers,
             schedulers=self.schedulers, tensor_names=("kde.points", "kde.cholesky"),

@@ -34,7 +34,7 @@ from models.flows.batched_maf import BatchedMAF
 from models.flows.preprocessing import LogStandardizer
 from models.protocol import BufferReport, StopCallback
 from models.registry import register
-from models.state import StateError, pack_state, unpack_state
+from models.state import pack_state, require_counters, unpack_state
 from models.swa import StochasticWeightAverage
 
 __all__ = ["OnlineFlowEnsemble"]
@@ -446,10 +446,10 @@ class OnlineFlowEnsemble:
             KeyError: a tensor or counter is missing (named).
             ValueError: a tensor has the wrong shape (named).
         """
-        for key in ("buffers_seen", "steps", "events_trained", "swa_count", "scaler_fitted", "state"):
-            if key not in training_state:
-                msg = f"training_state lacks {key!r} (have {sorted(training_state)})"
-                raise StateError(msg)
+        require_counters(
+            training_state, ("buffers_seen", "steps", "events_trained", "swa_count", "scaler_fitted", "state"),
+            "OnlineFlowEnsemble",
+        )
         swa_count = int(training_state["swa_count"])
         names = ("scaler_mean", "scaler_std", "swa") if swa_count else ("scaler_mean", "scaler_std")
         loose = unpack_state(

@@ -55,45 +55,51 @@ class ContractCase:
     probe: Callable[[Any, dict[str, torch.Tensor], int, int], list[dict[str, Any]]] | None = None
 
 
-def _probe_onlineflow(model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
-    """Per pass: the event order, the noise per event and the weights per event (member × event)."""
-    n = len(buffer["mass"])
+def _record_passes(
+    model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int,
+    unpack: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+) -> list[dict[str, Any]]:
+    """Per pass: the event order, and per event the noise and the weights a model's probe saw.
+
+    ``unpack`` turns the arguments of the model's ``on_batch`` probe into ``(index, noise,
+    weights)`` with events on the last axis of noise and weights (weights may be None).
+    """
     passes: list[dict[str, Any]] = []
 
-    def record(pass_index: int, index: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    def record(pass_index: int, *args: torch.Tensor) -> None:
+        index, noise, weights = unpack(*args)
         if pass_index == len(passes):
-            passes.append({"order": [], "noise": torch.zeros(inputs.shape[0], n, inputs.shape[2] - 1),
-                           "weights": torch.zeros(weights.shape[0], n)})
+            passes.append({"order": [], "noise": {}, "weights": {} if weights is not None else None})
         entry = passes[pass_index]
         entry["order"].append(index.clone())
-        entry["noise"][:, index] = inputs[..., 1:].detach().clone()
-        entry["weights"][:, index] = weights.clone()
+        for k, event in enumerate(index.tolist()):
+            entry["noise"][event] = noise[..., k].detach().clone()
+            if weights is not None:
+                entry["weights"][event] = weights[..., k].detach().clone()
 
     model.on_batch = record
     model.train_on_buffer(buffer, n_iter, batch_size)
     model.on_batch = None
     for entry in passes:
         entry["order"] = torch.cat(entry["order"])
+        events = sorted(entry["noise"])
+        entry["noise"] = torch.stack([entry["noise"][e] for e in events], -1)
+        if entry["weights"] is not None:
+            entry["weights"] = torch.stack([entry["weights"][e] for e in events], -1)
     return passes
+
+
+def _probe_onlineflow(model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
+    """OnlineFlow's probe gets ``(index, inputs (M, b, features), weights (M, b))``; noise = inputs[..., 1:]."""
+    return _record_passes(
+        model, buffer, n_iter, batch_size,
+        lambda index, inputs, weights: (index, inputs[..., 1:].transpose(1, 2), weights),
+    )
 
 
 def _probe_bibae(model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
-    """Per pass: the shower order and the decoder's extra noise per shower (no per-event weights)."""
-    n = len(buffer["incident_energy"])
-    passes: list[dict[str, Any]] = []
-
-    def record(pass_index: int, index: torch.Tensor, noise: torch.Tensor) -> None:
-        if pass_index == len(passes):
-            passes.append({"order": [], "noise": torch.zeros(n, noise.shape[1]), "weights": None})
-        passes[pass_index]["order"].append(index.clone())
-        passes[pass_index]["noise"][index] = noise.detach().clone()
-
-    model.on_batch = record
-    model.train_on_buffer(buffer, n_iter, batch_size)
-    model.on_batch = None
-    for entry in passes:
-        entry["order"] = torch.cat(entry["order"])
-    return passes
+    """BIB-AE's probe gets ``(index, noise (b, dims))``: the decoder's extra noise, no per-event weights."""
+    return _record_passes(model, buffer, n_iter, batch_size, lambda index, noise: (index, noise.T, None))
 
 
 def _showers(n: int, seed: int) -> dict[str, torch.Tensor]:
