@@ -4,7 +4,7 @@ Two kinds exist:
 
 * ``events``: flat feature records. Column ``event_id`` (uint64) plus float32 feature
   columns (units are stated per column in the field metadata, e.g. ``mass`` is in the
-  toy's dimensionless mass units, ``mjj`` in TeV). Features are float32 because
+  toy's dimensionless mass units, ``mjj`` in GeV for the dijet stream). Features are float32 because
   trigger-level quantities carry no more precision than that (CMS NanoAOD stores them as
   ``Float_t``) and the buffer trains on float32 anyway; it makes an event 28 bytes on
   the wire instead of 48, and bytes through the client and broker are what limit the
