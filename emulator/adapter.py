@@ -86,22 +86,17 @@ class ShowerAdapter:
             SchemaError: index and energy lists of different lengths, or a cell index
                 outside the grid (names the event id).
         """
+        from stream.showers.sparse import batch_cells
+
         taken = batch.take(pa.array(indices))
-        index_col, energy_col = taken.column("cell_index"), taken.column("cell_energy")
-        idx_offsets = np.asarray(index_col.offsets, dtype=np.int64)
-        en_offsets = np.asarray(energy_col.offsets, dtype=np.int64)
-        if not np.array_equal(idx_offsets - idx_offsets[0], en_offsets - en_offsets[0]):
-            msg = "shower batch: cell_index and cell_energy lists differ in length for some event"
-            raise SchemaError(msg)
-        cells = np.asarray(index_col.values)[idx_offsets[0] : idx_offsets[-1]].astype(np.int64)
-        energies = np.asarray(energy_col.values)[en_offsets[0] : en_offsets[-1]].astype(np.float32, copy=False)
+        offsets, cells, energies = batch_cells(taken)
         ids = _ids(taken)
         if len(cells) and (cells.min() < 0 or cells.max() >= self.n_cells):
             bad = int(np.flatnonzero((cells < 0) | (cells >= self.n_cells))[0])
-            event = int(np.searchsorted(idx_offsets - idx_offsets[0], bad, side="right") - 1)
+            event = int(np.searchsorted(offsets, bad, side="right") - 1)
             msg = f"shower event {int(ids[event])}: cell index {int(cells[bad])} outside the grid {self.grid}"
             raise SchemaError(msg)
-        lengths = np.diff(idx_offsets)
+        lengths = np.diff(offsets)
         return ids, {
             "incident_energy": taken.column("incident_energy").to_numpy(zero_copy_only=False).astype(np.float32),
             "cell_index": Ragged(lengths, cells),

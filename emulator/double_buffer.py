@@ -75,10 +75,8 @@ class Buffer:
         self.columns = {}
         self.ragged = [name for name, (shape, _) in self.layout.items() if shape is RAGGED]
         for name, (shape, dtype) in self.layout.items():
-            per_event = (_RAGGED_START,) if shape is RAGGED else shape
-            self.columns[name] = np.zeros((self.capacity, *per_event), dtype=dtype)
-            if shape is RAGGED:
-                self.columns[name] = self.columns[name].reshape(-1)
+            size = (self.capacity * _RAGGED_START,) if shape is RAGGED else (self.capacity, *shape)
+            self.columns[name] = np.zeros(size, dtype=dtype)
         self.offsets = np.zeros(self.capacity + 1, dtype=np.int64)
         self.event_ids = np.zeros(self.capacity, dtype=np.uint64)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SnapshotGenerator", "snapshot_factory"]
+__all__ = ["SnapshotGenerator"]
 
 
 class SnapshotGenerator:
@@ -100,12 +100,3 @@ class SnapshotGenerator:
             condition={"incident_energy": energies.to(self.model.device)}, **self.sample_options,
         )
         return out["showers"].detach().cpu().numpy().astype(np.float32, copy=False)
-
-
-def snapshot_factory(kind: str) -> Any:
-    """A registry factory ``factory(geometry, **options)`` for snapshots of ``kind``."""
-
-    def factory(geometry: Any, **options: Any) -> SnapshotGenerator:
-        return SnapshotGenerator(geometry, kind=kind, **options)
-
-    return factory

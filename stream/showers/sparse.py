@@ -16,7 +16,7 @@ from stream.errors import SchemaError
 from stream.schema import grid_shape_of, shower_schema
 from stream.showers.geometry import Geometry, get_geometry
 
-__all__ = ["batch_to_dense", "dense_to_batch", "geometry_of_schema", "schema_for"]
+__all__ = ["batch_cells", "batch_to_dense", "dense_to_batch", "geometry_of_schema", "schema_for"]
 
 
 def schema_for(geometry: str | Geometry | tuple[int, int, int]) -> pa.Schema:
@@ -144,6 +144,36 @@ def dense_to_batch(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def batch_cells(batch: pa.RecordBatch, where: str = "shower batch") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of a shower record batch as CSR arrays, without densifying.
+
+    Args:
+        batch: a record batch of the shower schema (a slice or ``take`` is fine).
+        where: how error messages name the caller.
+
+    Returns:
+        ``(offsets, index, energy)``: int64 ``(N + 1,)`` row pointers starting at 0, int64
+        flat cell indices and float32 cell energies (MeV).
+
+    Raises:
+        SchemaError: a missing column, or index and energy lists of different lengths.
+    """
+    for name in ("event_id", "incident_energy", "cell_index", "cell_energy"):
+        if name not in batch.schema.names:
+            msg = f"{where}: column {name!r} missing; batch has {batch.schema.names}"
+            raise SchemaError(msg)
+    index_col = batch.column("cell_index")
+    energy_col = batch.column("cell_energy")
+    idx_offsets = np.asarray(index_col.offsets).astype(np.int64)
+    en_offsets = np.asarray(energy_col.offsets).astype(np.int64)
+    if not np.array_equal(idx_offsets - idx_offsets[0], en_offsets - en_offsets[0]):
+        msg = f"{where}: cell_index and cell_energy lists differ in length for some event"
+        raise SchemaError(msg)
+    index = np.asarray(index_col.values)[idx_offsets[0] : idx_offsets[-1]].astype(np.int64)
+    energy = np.asarray(energy_col.values)[en_offsets[0] : en_offsets[-1]].astype(np.float32, copy=False)
+    return idx_offsets - idx_offsets[0], index, energy
+
+
 def batch_to_dense(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode a shower record batch into dense grids.
 
@@ -159,23 +189,11 @@ def batch_to_dense(batch: pa.RecordBatch) -> tuple[np.ndarray, np.ndarray, np.nd
             lengths, or a cell index outside the grid (names the event).
     """
     shape = grid_shape_of(batch.schema)
-    for name in ("event_id", "incident_energy", "cell_index", "cell_energy"):
-        if name not in batch.schema.names:
-            msg = f"batch_to_dense: column {name!r} missing; batch has {batch.schema.names}"
-            raise SchemaError(msg)
+    offsets, index, energy = batch_cells(batch, "batch_to_dense")
     n = batch.num_rows
-    index_col = batch.column("cell_index")
-    energy_col = batch.column("cell_energy")
-    idx_offsets = np.asarray(index_col.offsets).astype(np.int64)
-    en_offsets = np.asarray(energy_col.offsets).astype(np.int64)
-    if not np.array_equal(idx_offsets - idx_offsets[0], en_offsets - en_offsets[0]):
-        msg = "batch_to_dense: cell_index and cell_energy lists differ in length for some event"
-        raise SchemaError(msg)
-    index = np.asarray(index_col.values)[idx_offsets[0] : idx_offsets[-1]].astype(np.int64)
-    energy = np.asarray(energy_col.values)[en_offsets[0] : en_offsets[-1]].astype(np.float32)
     n_cells = int(np.prod(shape))
     flat = np.zeros((n, n_cells), dtype=np.float32)
-    bad = _scatter(idx_offsets - idx_offsets[0], index, energy, n_cells, flat)
+    bad = _scatter(offsets, index, energy, n_cells, flat)
     ids = np.asarray(batch.column("event_id")).astype(np.uint64)
     if bad.any():
         msg = f"batch_to_dense: event_id {int(ids[np.argmax(bad)])} has a cell_index outside the grid {shape} (0..{n_cells - 1})"
