@@ -1,0 +1,226 @@
+"""The parts of the shower flows: the member-batched conditional MAF/IAF and the preprocessing."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from models.showerflow.conditional_maf import ConditionalMAF
+from models.showerflow.model import history_mask
+from models.showerflow.preprocessing import ShowerPreprocessor, previous_layer_context
+
+# (features, context, blocks, hidden, hidden layers, embedding)
+ARCHITECTURES = [(5, 6, 3, 8, 2, None), (5, 6, 2, 8, 3, 3), (1, 2, 2, 4, 1, None), (12, 4, 2, 16, 2, 5)]
+
+
+def _perturbed(features: int, context: int, blocks: int, hidden: int, layers: int, embedding: int | None,
+               members: int = 3, mask: torch.Tensor | None = None, scale: float = 0.1) -> ConditionalMAF:
+    """A flow whose weights moved away from the near-identity initialisation."""
+    flow = ConditionalMAF(members, features, context, blocks, hidden, layers, embedding, mask,
+                          generator=torch.Generator().manual_seed(7))
+    generator = torch.Generator().manual_seed(8)
+    with torch.no_grad():
+        for parameter in flow.parameters():
+            parameter.add_(torch.randn(parameter.shape, generator=generator) * scale)
+    return flow
+
+
+def _nflows_member(flow: ConditionalMAF, member: int) -> Any:
+    """The nflows flow with the weights of ``member`` (nflows masks its own weights)."""
+    from nflows.distributions.normal import StandardNormal
+    from nflows.flows.base import Flow
+    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.base import CompositeTransform
+    from nflows.transforms.permutations import ReversePermutation
+
+    d, h, b = flow.features, flow.hidden_features, flow.n_blocks
+    width = flow.context_weight.shape[-1]
+    transforms: list[Any] = []
+    for _ in range(b):
+        transforms += [ReversePermutation(d), MaskedAffineAutoregressiveTransform(
+            features=d, hidden_features=h, context_features=width, num_blocks=flow.n_hidden_layers - 1,
+            use_residual_blocks=False)]
+    embedding = torch.nn.Linear(flow.context_features, width) if flow.embedding_weight is not None else torch.nn.Identity()
+    reference = Flow(CompositeTransform(transforms), StandardNormal([d]), embedding_net=embedding)
+    mask = flow.context_mask[member, 0]
+    with torch.no_grad():
+        if flow.embedding_weight is not None and flow.embedding_bias is not None:
+            embedding.weight.copy_(flow.embedding_weight[member] * mask)
+            embedding.bias.copy_(flow.embedding_bias[member])
+            context_weight = flow.context_weight[member]
+        else:
+            context_weight = flow.context_weight[member] * mask
+        for block in range(b):
+            net = reference._transform._transforms[2 * block + 1].autoregressive_net
+            net.initial_layer.weight.copy_(flow.input_weight[block, member])
+            net.initial_layer.bias.copy_(flow.input_bias[block, member])
+            net.context_layer.weight.copy_(context_weight[block * h : (block + 1) * h])
+            net.context_layer.bias.copy_(flow.context_bias[member, block * h : (block + 1) * h])
+            for k, hidden in enumerate(net.blocks):
+                hidden.linear.weight.copy_(flow.hidden_weight[block, k, member])
+                hidden.linear.bias.copy_(flow.hidden_bias[block, k, member])
+            net.final_layer.weight.copy_(flow.output_weight[block, member])
+            net.final_layer.bias.copy_(flow.output_bias[block, member])
+    return reference
+
+
+def _inputs(flow: ConditionalMAF, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(flow.n_members, n, flow.features, generator=generator),
+            torch.randn(flow.n_members, n, flow.context_features, generator=generator))
+
+
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_log_prob_equals_nflows_member_by_member(architecture: tuple[Any, ...]) -> None:
+    mask = torch.ones(3, architecture[1])
+    mask[0, architecture[1] // 2 :] = 0.0
+    flow = _perturbed(*architecture, mask=mask, scale=0.2)
+    x, context = _inputs(flow, 64, 1)
+    ours = flow.log_prob(x, context).detach()
+    for member in range(flow.n_members):
+        reference = _nflows_member(flow, member).log_prob(x[member], context=context[member]).detach()
+        torch.testing.assert_close(ours[member], reference, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["incremental", "passes"])
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_inverse_inverts_transform(architecture: tuple[Any, ...], method: str) -> None:
+    flow = _perturbed(*architecture)
+    x, context = _inputs(flow, 200, 2)
+    z, _ = flow.transform(x, context)
+    torch.testing.assert_close(flow.inverse(z.detach(), context, method=method), x, atol=1e-5, rtol=1e-5)
+    # one member alone gives that member's rows
+    z_one, _ = flow.transform(x[1:2], context[1:2], member=1)
+    torch.testing.assert_close(z_one, z[1:2], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(flow.inverse(z_one.detach(), context[1:2], member=1), x[1:2], atol=1e-5, rtol=1e-5)
+
+
+def test_sampling_is_consistent_with_the_log_density() -> None:
+    """MAF: x = inverse(z) has log p(x) = log N(z) + log|dz/dx|; IAF: x = transform(z), inverse(x) = z."""
+    flow = _perturbed(6, 3, 3, 16, 2, None, scale=0.05)
+    generator = torch.Generator().manual_seed(3)
+    z = torch.randn(3, 300, 6, generator=generator)
+    context = torch.randn(3, 300, 3, generator=generator)
+    x = flow.inverse(z, context)
+    log_normal = -0.5 * (z.square().sum(-1) + 6 * math.log(2 * math.pi))
+    _, logabsdet = flow.transform(x, context)
+    torch.testing.assert_close(flow.log_prob(x, context).detach(), (log_normal + logabsdet).detach(), atol=1e-4, rtol=1e-5)
+    # the density integrates to one: importance estimate from a wide Gaussian, 1 dimension
+    one = _perturbed(1, 1, 2, 8, 2, None, members=1, scale=0.05)
+    grid = torch.linspace(-12, 12, 20001).view(1, -1, 1)
+    density = one.log_prob(grid, torch.zeros(1, grid.shape[1], 1)).exp().detach()
+    assert abs(float(torch.trapezoid(density[0], grid[0, :, 0])) - 1.0) < 1e-3
+    # IAF reading of the same blocks: the parallel pass generates, the sequential one recovers z
+    x_iaf, _ = flow.transform(z, context)
+    torch.testing.assert_close(flow.inverse(x_iaf.detach(), context), z, atol=1e-5, rtol=1e-5)
+
+
+def test_features_are_autoregressive_after_the_reversals() -> None:
+    """With one block, z_d depends on x_d and the features after it (the block sees them reversed)."""
+    flow = _perturbed(5, 2, 1, 12, 2, None, members=1, scale=0.3)
+    x, context = _inputs(flow, 1, 4)
+    jacobian = torch.autograd.functional.jacobian(lambda v: flow.transform(v, context)[0], x)[0, 0, :, 0, 0, :]
+    # z (in block order, reversed) index k corresponds to x feature 4 - k; it sees x features >= 4 - k
+    for k in range(5):
+        assert torch.all(jacobian[k, : 4 - k] == 0), (k, jacobian[k])
+
+
+def test_context_mask_makes_columns_inert() -> None:
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]])
+    for embedding in (None, 3):
+        flow = _perturbed(4, 4, 2, 8, 2, embedding, members=2, mask=mask)
+        x, context = _inputs(flow, 16, 5)
+        changed = context.clone()
+        changed[:, :, 2:] += 10.0
+        base = flow.log_prob(x, context)
+        other = flow.log_prob(x, changed)
+        torch.testing.assert_close(base[0], other[0])  # member 0 does not see columns 2, 3
+        assert not torch.allclose(base[1], other[1])
+        flow.zero_grad()
+        base.sum().backward()
+        first = flow.embedding_weight if flow.embedding_weight is not None else flow.context_weight
+        assert first.grad is not None
+        assert torch.all(first.grad[0, :, 2:] == 0)
+
+
+def test_bad_shapes_and_arguments_are_named() -> None:
+    flow = ConditionalMAF(2, 3, 4, 1, 8)
+    with pytest.raises(ValueError, match=r"x must have shape \(2, N, 3\)"):
+        flow.transform(torch.zeros(2, 5, 4), torch.zeros(2, 5, 4))
+    with pytest.raises(ValueError, match=r"context must have shape \(2, 5, 4\)"):
+        flow.log_prob(torch.zeros(2, 5, 3), torch.zeros(2, 5, 2))
+    with pytest.raises(ValueError, match="member must be"):
+        flow.inverse(torch.zeros(1, 5, 3), torch.zeros(1, 5, 4), member=2)
+    with pytest.raises(ValueError, match="method"):
+        flow.inverse(torch.zeros(2, 5, 3), torch.zeros(2, 5, 4), method="fast")
+    with pytest.raises(ValueError, match="hidden_features"):
+        ConditionalMAF(2, 3, 4, 1, 0)
+    with pytest.raises(ValueError, match="context_mask"):
+        ConditionalMAF(2, 3, 4, context_mask=torch.ones(3, 4))
+
+
+# ---------------------------------------------------------------------- preprocessing
+def _dequantised(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, ShowerPreprocessor]:
+    generator = torch.Generator().manual_seed(seed)
+    cells = torch.rand(n, 4, 6, generator=generator).pow(6) * 40 * (torch.rand(n, 4, 6, generator=generator) < 0.3)
+    energy = 10 + 90 * torch.rand(n, generator=generator)
+    pre = ShowerPreprocessor(4, 6, noise_mev=0.01)
+    dequantised, noise = pre.dequantise(cells, generator)
+    assert torch.all((noise > 0) & (noise <= 0.01))
+    torch.testing.assert_close(dequantised - noise, cells)
+    pre.fit(dequantised, energy)
+    return dequantised, energy, pre
+
+
+def test_preprocessing_inverts_exactly() -> None:
+    dequantised, energy, pre = _dequantised(500, 0)
+    assert bool(pre.fitted)
+    y = pre.cell_features(dequantised)
+    torch.testing.assert_close(y.mean((0,)), torch.zeros(4, 6), atol=1e-4, rtol=0)  # standardised on the fit sample
+    torch.testing.assert_close(pre.cells_from_features(y), dequantised, rtol=1e-5, atol=0)
+    torch.testing.assert_close(pre.cells_from_features(y[:, 2], layer=2), dequantised[:, 2], rtol=1e-5, atol=0)
+    layer = pre.layer_energies(dequantised)
+    torch.testing.assert_close(layer, dequantised.sum(-1))
+    torch.testing.assert_close(pre.layer_energy_from_features(pre.layer_features(layer)), layer, rtol=1e-5, atol=0)
+    images = pre.context_images(dequantised, layer)
+    torch.testing.assert_close(pre.fractions_from_context(images) * layer.unsqueeze(-1), dequantised, rtol=1e-5, atol=0)
+    torch.testing.assert_close(pre.context_image(dequantised[:, 1], layer[:, 1], 1), images[:, 1])
+    e = pre.energy_features(energy)
+    torch.testing.assert_close((e * pre.energy_std + pre.energy_mean).exp()[:, 0], energy, rtol=1e-5, atol=0)
+    rescaled = pre.rescale(dequantised * 1.7, layer)
+    torch.testing.assert_close(rescaled.sum(-1), layer, rtol=1e-5, atol=0)
+
+
+def test_preprocessing_rejects_bad_input() -> None:
+    pre = ShowerPreprocessor(4, 6)
+    with pytest.raises(ValueError, match=r"\(N, 4, 6\)"):
+        pre.fit(torch.ones(3, 5, 6), torch.ones(3))
+    with pytest.raises(ValueError, match="> 0"):
+        pre.fit(torch.zeros(3, 4, 6), torch.ones(3))
+    with pytest.raises(ValueError, match=">= 2 showers"):
+        pre.fit(torch.ones(1, 4, 6), torch.ones(1))
+    with pytest.raises(ValueError, match="noise_mev"):
+        ShowerPreprocessor(4, 6, noise_mev=0.0)
+
+
+def test_context_of_layer_l_holds_exactly_layers_l_minus_5_to_l_minus_1() -> None:
+    n, layers, cells, history = 3, 8, 2, 5
+    images = torch.arange(1.0, layers + 1).view(1, layers, 1).expand(n, layers, cells)  # image of layer k = k + 1
+    w = torch.arange(layers, dtype=torch.float32).expand(n, layers) * 10
+    e = torch.full((n, 1), -1.0)
+    context = previous_layer_context(w, e, images, history)
+    assert context.shape == (layers, n, 2 + history * cells)
+    mask = history_mask(layers, cells, history)
+    for layer in range(layers):
+        assert context[layer, 0, 0] == 10 * layer
+        assert context[layer, 0, 1] == -1
+        slots = context[layer, 0, 2:].view(history, cells)[:, 0].tolist()
+        expected = [float(layer - k + 1) if layer - k >= 0 else 0.0 for k in range(1, history + 1)]
+        assert slots == expected, (layer, slots)
+        seen = mask[layer, 2:].view(history, cells)[:, 0].tolist()
+        assert seen == [1.0 if layer - k >= 0 else 0.0 for k in range(1, history + 1)]
+    assert int(mask[0].sum()) == 2
+    assert int(mask[-1].sum()) == 2 + history * cells
