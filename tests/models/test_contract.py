@@ -120,6 +120,18 @@ _TINY_BIBAE: dict[str, Any] = {
 }
 
 
+_TINY_LAYERFLOW: dict[str, Any] = {
+    "layer_blocks": 1, "layer_hidden": 8, "shower_blocks": 1, "shower_hidden": 8, "shower_context_embedding": 4,
+    "student_layer_blocks": 1, "student_layer_hidden": 8, "student_blocks": 1, "student_hidden": 8,
+    "student_context_embedding": 4, "main_buffers": 1, "student_buffers": 1, "seed": 5,
+}
+
+
+def _probe_layerflow(model: Any, buffer: dict[str, torch.Tensor], n_iter: int, batch_size: int) -> list[dict[str, Any]]:
+    """The shower flows' probe gets ``(index, dequantisation noise (b, cells))``, no per-event weights."""
+    return _record_passes(model, buffer, n_iter, batch_size, lambda index, noise: (index, noise.T, None))
+
+
 CASES: dict[str, ContractCase] = {
     "onlineflow": ContractCase(
         hyperparameters={"n_members": 3, "n_blocks": 2, "hidden_features": 8, "noise_dims": 1, "swa_start": 0, "seed": 4},
@@ -134,6 +146,14 @@ CASES: dict[str, ContractCase] = {
         condition=lambda n: {"incident_energy": torch.linspace(15.0, 85.0, n)},
         batch_size=8,
         probe=_probe_bibae,
+    ),
+    "layerflow": ContractCase(
+        hyperparameters=_TINY_LAYERFLOW,
+        buffer=lambda seed: _showers(16, seed),
+        sample_shapes=lambda n: {"showers": (n, 30, 10, 10), "incident_energy": (n,), "layer_energy": (n, 30)},
+        condition=lambda n: {"incident_energy": torch.linspace(15.0, 85.0, n)},
+        batch_size=8,
+        probe=_probe_layerflow,
     ),
     # The trainer tests' tiny Gaussian (tests/emulator/gaussian_model.py) obeys the contract too.
     "test-gaussian": ContractCase(
