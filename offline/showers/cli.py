@@ -28,6 +28,16 @@ examples:
   # a BIB-AE trained online (python -m emulator run --config configs/showers-bibae-small.toml)
   python -m offline.showers --model bibae --snapshot ~/runs/bibae-small --n 2000 --sampling kde --out report/
 
+  # layer + shower flows (configs/showers-layerflow.toml): the MAF teacher, then its IAF student
+  python -m offline.showers --model layerflow --snapshot ~/runs/layerflow --n 10000 --out report/teacher
+  python -m offline.showers --model layerflow --snapshot ~/runs/layerflow --n 10000 --student --out report/student
+
+  # the reference simulator against itself on the same central window (the reference-vs-reference row)
+  python -m offline.showers --model reference --window 10x10 --n 10000 --out report/reference
+
+  # several reports side by side in one table (markdown + JSON) and plots
+  python -m offline.showers.compare report/reference report/bibae report/teacher report/student --out report/compare
+
 The report directory holds index.html (open it in a browser), metrics.json and PNG plots.
 """
 
@@ -64,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--post-processor", choices=("auto", "on", "off"), default="auto",
         help="BIB-AE Post Processor: auto (on once trained), on, off (default: auto)",
     )
+    parser.add_argument(
+        "--student", action="store_true",
+        help="layerflow: sample with the IAF students (one parallel pass per layer) instead of the MAF teacher",
+    )
     parser.add_argument("--n", type=int, default=10_000, help="showers per sample (default: 10000)")
     parser.add_argument(
         "--out",
@@ -85,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="ecal",
         choices=("ecal", "ahcal"),
         help="calorimeter geometry (default: ecal)",
+    )
+    parser.add_argument(
+        "--window", metavar="XxY", default=None,
+        help="validate the central X x Y cells of every layer (e.g. 10x10, the region of BIB-AE small and "
+        "layerflow), so the reference model compares on the same region as a windowed model",
     )
     parser.add_argument(
         "--seed",
@@ -133,16 +152,53 @@ def _model_options(args: argparse.Namespace) -> dict[str, object]:
     """Factory keywords of the chosen model from the snapshot options (an error if misused)."""
     snapshot_models = ("bibae", "layerflow")
     if args.model not in snapshot_models:
-        if args.snapshot is not None or args.sampling is not None or args.post_processor != "auto":
-            msg = f"--snapshot, --sampling and --post-processor apply to {', '.join(snapshot_models)}, not {args.model!r}"
+        if args.snapshot is not None or args.sampling is not None or args.post_processor != "auto" or args.student:
+            msg = (
+                f"--snapshot, --sampling, --post-processor and --student apply to {', '.join(snapshot_models)}, "
+                f"not {args.model!r}"
+            )
             raise ValueError(msg)
         return {}
+    if args.student and args.model != "layerflow":
+        msg = f"--student applies to layerflow (its IAF students), not {args.model!r}"
+        raise ValueError(msg)
+    if args.model == "layerflow" and (args.sampling is not None or args.post_processor != "auto"):
+        msg = "--sampling and --post-processor apply to bibae, not 'layerflow'"
+        raise ValueError(msg)
     options: dict[str, object] = {"snapshot": args.snapshot}
+    if args.student:
+        options["student"] = True
     if args.sampling is not None:
         options["mode"] = args.sampling
     if args.post_processor != "auto":
         options["post_process"] = args.post_processor == "on"
     return options
+
+
+def _geometry(name: str, window: str | None) -> object:
+    """The validation geometry: ``name``, or its central ``window`` ("XxY") of every layer.
+
+    Raises:
+        ValueError: a window that is not two positive sizes within the grid.
+    """
+    if window is None:
+        return name
+    import dataclasses
+
+    from stream.showers.geometry import get_geometry
+
+    geometry = get_geometry(name)
+    try:
+        n_x, n_y = (int(part) for part in window.lower().split("x"))
+    except ValueError as err:
+        msg = f"--window must look like 10x10, got {window!r}"
+        raise ValueError(msg) from err
+    if not (0 < n_x <= geometry.n_x and 0 < n_y <= geometry.n_y):
+        msg = f"--window {window!r} does not fit the {geometry.name} grid {geometry.shape}"
+        raise ValueError(msg)
+    if (n_x, n_y) == (geometry.n_x, geometry.n_y):
+        return name
+    return dataclasses.replace(geometry, name=f"{geometry.name}-central{n_x}x{n_y}", n_x=n_x, n_y=n_y)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -170,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             model=args.model,
             n=args.n,
             out_dir=args.out,
-            geometry=args.geometry,
+            geometry=_geometry(args.geometry, args.window),  # type: ignore[arg-type]
             seed=args.seed,
             reference=args.reference,
             format=args.format,
