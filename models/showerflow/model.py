@@ -389,6 +389,7 @@ class LayerShowerFlow:
         student: bool = False,
         full_grid: bool = False,
         batch_size: int | None = None,
+        teacher_inverse: str = "incremental",
     ) -> dict[str, torch.Tensor]:
         """Generate ``n`` showers at given incident energies.
 
@@ -401,6 +402,9 @@ class LayerShowerFlow:
                 the teacher MAFs (sequential in the features).
             full_grid: return the whole ``grid_shape`` with zeros outside the window.
             batch_size: showers per pass (default 4096).
+            teacher_inverse: how the teacher MAFs are inverted: ``"incremental"`` (every
+                hidden unit computed once; the fast, default way) or ``"passes"`` (one full
+                MADE pass per feature, the textbook way; for benchmarks).
 
         Returns:
             ``{"showers": (n, L, X, Y) float32 MeV, "incident_energy": (n,) GeV,
@@ -427,13 +431,17 @@ class LayerShowerFlow:
             )
             raise ValueError(msg)
         chunk = _int_at_least("batch_size", batch_size if batch_size is not None else 4096, 1)
+        if teacher_inverse not in ("incremental", "passes"):
+            msg = f"LayerShowerFlow.sample: teacher_inverse must be 'incremental' or 'passes', got {teacher_inverse!r}"
+            raise ValueError(msg)
         c = self.config
         generator = torch.Generator(device=self._device).manual_seed(int(seed))
         shape = c.grid_shape if full_grid else c.model_shape
         out = torch.zeros(n, *shape, device=self._device)
         layer_energy = torch.zeros(n, c.model_shape[0], device=self._device)
         for start in range(0, n, chunk):
-            cells, layer_energy[start : start + chunk] = self._generate(energy[start : start + chunk], generator, student)
+            cells, layer_energy[start : start + chunk] = self._generate(
+                energy[start : start + chunk], generator, student, teacher_inverse)
             cells = cells.view(-1, *c.model_shape)
             if full_grid and self.window is not None:
                 out[start : start + chunk, :, self.window[0], self.window[1]] = cells
@@ -442,7 +450,7 @@ class LayerShowerFlow:
         return {"showers": out, "incident_energy": energy.clone(), "layer_energy": layer_energy}
 
     def _generate(
-        self, energy: torch.Tensor, generator: torch.Generator, student: bool
+        self, energy: torch.Tensor, generator: torch.Generator, student: bool, method: str = "incremental"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cells ``(b, L, P)`` (dequantised MeV) and layer energies ``(b, L)`` for energies ``(b,)``."""
         c, pre = self.config, self.preprocessor
@@ -454,7 +462,7 @@ class LayerShowerFlow:
         if student:
             w = self.layer_student.transform(base_layer, e)[0]
         else:
-            w = self.layer_flow.inverse(base_layer, e)
+            w = self.layer_flow.inverse(base_layer, e, method=method)
         w = torch.nan_to_num(w[0], nan=0.0, posinf=50.0, neginf=-50.0)
         layer_mev = pre.layer_energy_from_features(w)  # (b, L)
         out = torch.empty(b, layers, cells, device=self._device)
@@ -469,7 +477,7 @@ class LayerShowerFlow:
             if student:
                 y = self.shower_student.transform(z, context, member=layer)[0]
             else:
-                y = self.shower_flows.inverse(z, context, member=layer)
+                y = self.shower_flows.inverse(z, context, member=layer, method=method)
             y = torch.nan_to_num(y[0], nan=0.0, posinf=50.0, neginf=-50.0)
             layer_cells = pre.rescale(pre.cells_from_features(y, layer), layer_mev[:, layer])
             out[:, layer] = layer_cells
