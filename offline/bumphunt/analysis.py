@@ -66,6 +66,8 @@ class BumpHuntSettings:
             spread, or ``keep`` it.
         refit_pseudo: refit the background to every pseudo-experiment (calibrated
             global p-values; about 0.1 s per 1000 pseudo-experiments and scan).
+        locate_pseudo: pseudo-experiments of the ensemble's locating scan
+            (:data:`offline.bumphunt.ensemble.LOCATE_PSEUDO`).
     """
 
     samples: int = 10_000_000
@@ -83,6 +85,7 @@ class BumpHuntSettings:
     uncertainty: str = "paper"
     sampling_noise: str = "subtract"
     refit_pseudo: bool = True
+    locate_pseudo: str = "members"
 
     def __post_init__(self) -> None:
         for key in ("samples", "chunk_size"):
@@ -198,6 +201,7 @@ def _analyse_group(
             uncertainty=settings.uncertainty,
             sampling_noise=settings.sampling_noise,
             refit_pseudo=settings.refit_pseudo,
+            locate_pseudo=settings.locate_pseudo,
         )
     warnings.extend(str(w.message) for w in caught)
     timings["ensemble_fit_scan"] += time.perf_counter() - t0
@@ -304,6 +308,7 @@ def _analyse_group(
         "global_pvalue_uncertainty": scan.global_pvalue_uncertainty,
         "n_pseudo": scan.n_pseudo,
         "refit_pseudo": settings.refit_pseudo,
+        "locate_pseudo": settings.locate_pseudo,
         "effective_trials": scan.effective_trials,
         "significance_calibrated": scan.calibrated_significance,
         "fit": {

@@ -142,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="do not refit the background to each pseudo-experiment (uncalibrated, as pyBumpHunter)",
     )
     parser.add_argument(
+        "--locate-pseudo",
+        choices=("members", "members+data", "poisson"),
+        default="members",
+        help="how the flow's calibration pseudo-experiments fluctuate: members' covariance / (N/2) "
+        "(default), plus one replica's covariance for the data, or Poisson counts (before the fix)",
+    )
+    parser.add_argument(
         "--propose-trigger",
         type=Path,
         default=None,
@@ -256,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             uncertainty=args.uncertainty,
             sampling_noise=args.sampling_noise,
             refit_pseudo=not args.no_refit,
+            locate_pseudo=args.locate_pseudo,
             samples=args.samples,
             chunk_size=args.chunk_size,
             seed=args.seed,
