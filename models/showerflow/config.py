@@ -27,7 +27,11 @@ class ShowerFlowConfig:
     Attributes:
         grid_shape: ``(L, X, Y)`` of the showers in the buffer.
         crop: ``(x, y)`` size of the central window modelled (None: the whole grid).
-        noise_mev: width of the uniform dequantisation noise per cell (MeV).
+        threshold_mev: readout threshold (MeV): cells below it are zero, layers without a
+            cell above it are empty (0.1 MeV = 0.5 MIP, the ECAL analysis threshold).
+        noise_low_mev: lower end of the log-uniform noise given to non-hit cells (MeV).
+        noise_high_mev: upper end of that noise (MeV, below the threshold).
+        quantile_knots: knots of the per-feature quantile maps (Gaussianisation).
         history: previous layers whose normalised images condition a shower flow (5 in
             the study: context of ``2 + 5 * cells`` features).
         layer_blocks: MADE blocks of the layer flow.
@@ -55,7 +59,10 @@ class ShowerFlowConfig:
 
     grid_shape: tuple[int, int, int] = (30, 30, 30)
     crop: tuple[int, int] | None = (10, 10)
-    noise_mev: float = 0.01
+    threshold_mev: float = 0.1
+    noise_low_mev: float = 0.005
+    noise_high_mev: float = 0.09
+    quantile_knots: int = 129
     history: int = 5
     layer_blocks: int = 6
     layer_hidden: int = 128
@@ -73,8 +80,8 @@ class ShowerFlowConfig:
     student_learning_rate: float = 1e-3
     lr_decay: float = 0.93
     grad_clip: float = 100.0
-    main_buffers: int = 45
-    student_buffers: int = 12
+    main_buffers: int = 36
+    student_buffers: int = 10
     student_x_weight: float = 1.0
     student_z_weight: float = 1.0
 
@@ -82,7 +89,7 @@ class ShowerFlowConfig:
         for name in ("grid_shape", "crop"):
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         positive = (
-            "history", "layer_blocks", "layer_hidden", "layer_hidden_layers", "shower_blocks", "shower_hidden",
+            "history", "quantile_knots", "layer_blocks", "layer_hidden", "layer_hidden_layers", "shower_blocks", "shower_hidden",
             "shower_hidden_layers", "student_layer_blocks", "student_layer_hidden", "student_blocks", "student_hidden",
         )
         for name in positive:
@@ -100,7 +107,7 @@ class ShowerFlowConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 msg = f"LayerShowerFlow: setting {name!r} must be an integer >= 0, got {value!r}"
                 raise ValueError(msg)
-        for name in ("noise_mev", "learning_rate", "student_learning_rate", "lr_decay"):
+        for name in ("threshold_mev", "noise_low_mev", "noise_high_mev", "learning_rate", "student_learning_rate", "lr_decay"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
                 msg = f"LayerShowerFlow: setting {name!r} must be a finite number > 0, got {value!r}"
@@ -110,6 +117,15 @@ class ShowerFlowConfig:
             if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value >= 0):
                 msg = f"LayerShowerFlow: setting {name!r} must be a finite number >= 0, got {value!r}"
                 raise ValueError(msg)
+        if not self.noise_low_mev < self.noise_high_mev < self.threshold_mev:
+            msg = (
+                f"LayerShowerFlow: need noise_low_mev < noise_high_mev < threshold_mev, got {self.noise_low_mev}, "
+                f"{self.noise_high_mev}, {self.threshold_mev}"
+            )
+            raise ValueError(msg)
+        if self.quantile_knots < 2:
+            msg = f"LayerShowerFlow: setting 'quantile_knots' must be >= 2, got {self.quantile_knots}"
+            raise ValueError(msg)
         if len(self.grid_shape) != 3 or min(self.grid_shape) < 1:
             msg = f"LayerShowerFlow: setting 'grid_shape' must be three positive integers (L, X, Y), got {self.grid_shape!r}"
             raise ValueError(msg)

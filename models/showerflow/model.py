@@ -147,7 +147,8 @@ class LayerShowerFlow:
         layers, cells = c.model_shape[0], c.cells
         self.window = central_window(c.grid_shape, c.crop) if c.crop is not None else None
         mask = history_mask(layers, cells, c.history)
-        self.preprocessor = ShowerPreprocessor(layers, cells, c.noise_mev)
+        self.preprocessor = ShowerPreprocessor(
+            layers, cells, c.threshold_mev, c.noise_low_mev, c.noise_high_mev, c.quantile_knots)
         self.layer_flow: ConditionalMAF = _build(seed, "layer_flow", lambda: ConditionalMAF(
             1, layers, 1, c.layer_blocks, c.layer_hidden, c.layer_hidden_layers))  # type: ignore[assignment]
         self.shower_flows: ConditionalMAF = _build(seed, "shower_flows", lambda: ConditionalMAF(
@@ -228,17 +229,16 @@ class LayerShowerFlow:
         n = min(n_showers(data), _FIT_MAX_SHOWERS)
         generator = torch.Generator(device=self._device).manual_seed(derive_seed(self.seed, _FIT))
         index = torch.arange(n)
-        cells, _ = self.preprocessor.dequantise(self._cells(data, index), generator)
+        cells, layer_mev, _ = self.preprocessor.dequantise(self._cells(data, index), generator)
         energy = data["incident_energy"][index.to(data["incident_energy"].device)].to(self._device, torch.float32)
-        self.preprocessor.fit(cells, energy)
+        self.preprocessor.fit(cells, layer_mev, energy)
 
     def _features(
         self, cells: torch.Tensor, energy_gev: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(w (1, b, L), e (1, b, 1), y (L, b, P), context (L, b, C), noise (b, L, P))`` of a batch."""
         pre = self.preprocessor
-        dequantised, noise = pre.dequantise(cells, generator)
-        layer_mev = pre.layer_energies(dequantised)
+        dequantised, layer_mev, noise = pre.dequantise(cells, generator)
         w = pre.layer_features(layer_mev)
         e = pre.energy_features(energy_gev)
         y = pre.cell_features(dequantised).transpose(0, 1)
@@ -408,9 +408,10 @@ class LayerShowerFlow:
 
         Returns:
             ``{"showers": (n, L, X, Y) float32 MeV, "incident_energy": (n,) GeV,
-            "layer_energy": (n, L) MeV}`` on the model's device; each layer of
-            ``showers`` sums to its ``layer_energy``, drawn from the layer flow (or its
-            student).
+            "layer_energy": (n, L) MeV}`` on the model's device. Cells below the
+            threshold are zero; each layer of ``showers`` sums to its ``layer_energy``,
+            the visible energy drawn from the layer flow (or its student), 0 where it
+            drew an empty layer (``t < threshold``).
 
         Raises:
             ValueError: a missing or malformed condition, a student not trained yet.
@@ -452,7 +453,7 @@ class LayerShowerFlow:
     def _generate(
         self, energy: torch.Tensor, generator: torch.Generator, student: bool, method: str = "incremental"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cells ``(b, L, P)`` (dequantised MeV) and layer energies ``(b, L)`` for energies ``(b,)``."""
+        """Cells ``(b, L, P)`` MeV (zero below the threshold) and visible layer energies ``(b, L)``."""
         c, pre = self.config, self.preprocessor
         layers, cells, history = c.model_shape[0], c.cells, c.history
         b = energy.shape[0]
@@ -466,6 +467,7 @@ class LayerShowerFlow:
         w = torch.nan_to_num(w[0], nan=0.0, posinf=50.0, neginf=-50.0)
         layer_mev = pre.layer_energy_from_features(w)  # (b, L)
         out = torch.empty(b, layers, cells, device=self._device)
+        visible = torch.empty(b, layers, device=self._device)
         images = torch.zeros(b, layers, cells, device=self._device)
         context = torch.zeros(1, b, c.context_features, device=self._device)
         context[0, :, 1] = e[0, :, 0]
@@ -479,10 +481,10 @@ class LayerShowerFlow:
             else:
                 y = self.shower_flows.inverse(z, context, member=layer, method=method)
             y = torch.nan_to_num(y[0], nan=0.0, posinf=50.0, neginf=-50.0)
-            layer_cells = pre.rescale(pre.cells_from_features(y, layer), layer_mev[:, layer])
-            out[:, layer] = layer_cells
-            images[:, layer] = pre.context_image(layer_cells.clamp_min(1e-30), layer_mev[:, layer], layer)
-        return out, layer_mev
+            shower, visible[:, layer], seen = pre.finish_layer(pre.cells_from_features(y, layer), layer_mev[:, layer])
+            out[:, layer] = shower
+            images[:, layer] = pre.context_image(seen.clamp_min(1e-30), layer_mev[:, layer], layer)
+        return out, visible
 
     # ------------------------------------------------------------------ state
     def hyperparameters(self) -> dict[str, Any]:

@@ -1,152 +1,259 @@
-"""Preprocessing of the layer and shower flows: dequantisation, logs, standardisation.
+"""Preprocessing of the layer and shower flows: threshold, dequantisation, logs, Gaussianisation.
 
 Units: cell and layer energies in MeV, the incident energy in GeV. For a shower of the
-modelled window, ``L`` layers of ``P = X * Y`` cells (30 layers of 10 × 10 cells):
+modelled window, ``L`` layers of ``P = X * Y`` cells (30 layers of 10 × 10 cells), with
+the readout threshold ``thr`` (default 0.1 MeV, the ECAL analysis threshold of 0.5 MIP):
 
-1. **Dequantisation.** ``x~ = x + u`` with ``u ~ U(0, noise_mev]`` drawn afresh for every
-   cell each time a shower is used (default ``noise_mev = 0.01`` MeV, a tenth of the
-   ECAL analysis threshold of 0.1 MeV = 0.5 MIP). Empty cells (82 % of the window)
-   become a continuous density below ``noise_mev`` that the flows can learn; everything
-   in that range is below the threshold, so it is invisible to the validation.
-2. **Layer energies.** ``t_l = sum_i x~_{l,i}`` (MeV), exactly the sum of the dequantised
-   cells, so generated layers carry the same sub-threshold noise mass as the data and
-   the rescaling in step 5 introduces no bias. Layer-flow features
-   ``w_l = (log t_l - mean_l) / std_l``; its context ``e = (log(E_inc / GeV) - mean) / std``.
-3. **Cell features** (what shower flow ``l`` models): ``y_{l,i} = (log x~_{l,i} -
-   mean_{l,i}) / std_{l,i}``. Absolute log energies rather than fractions of the layer
-   sum: fractions sum to one, a 99-dimensional surface in 100 dimensions on which a flow's
-   density would diverge.
-4. **Context images** (what later layers see): the normalised image of layer ``k``,
-   ``r_{k,i} = (log(x~_{k,i} / t_k) - mean_{k,i}) / std_{k,i}`` (log of the fraction of
-   the layer's energy in each cell, standardised).
-5. **Rescaling** after generation: ``x~_l <- x~_l * t_l / sum_i x~_{l,i}`` with ``t_l``
-   from the layer flow, so every layer sums to the layer flow's energy.
+1. **Threshold.** A cell is a *hit* when ``x >= thr``; cells below are zero (the
+   validation, like the analysis, ignores them).
+2. **Dequantisation.** Every non-hit cell gets ``u`` with ``log u ~ U(log noise_low,
+   log noise_high)`` (default 0.005 .. 0.09 MeV, all below the threshold), drawn afresh
+   each time a shower is used: ``x~ = x`` for hits, ``u`` otherwise. The noise lies just
+   below the hits, so the density of a cell has no gap for a flow to bridge (with
+   ``U(0, 0.01)`` noise on every cell an affine MAF smeared the empty cells up towards
+   the threshold and lost a third of the hits).
+3. **Layer energies.** ``t_l`` is the visible energy ``sum_i x_{l,i} [x >= thr]`` (MeV);
+   for a layer without hits, a draw of the same noise, so ``t_l < thr`` exactly when the
+   layer is empty.
+4. **Gaussianisation.** Per feature, a piecewise-linear map ``g`` through ``K`` knots,
+   the quantiles of the log values at probabilities ``(k + 1/2) / K`` on the first buffer,
+   sent to the normal quantiles ``Phi^-1((k + 1/2) / K)``, extended linearly beyond the
+   outer knots: ``y_{l,i} = g_{l,i}(log x~_{l,i})`` (what shower flow ``l`` models),
+   ``w_l = g_l(log t_l)`` (what the layer flow models). Each feature then enters its flow
+   roughly standard normal with its own marginal already in place, and the flow has to
+   learn the dependence.
+5. **Context images** (what later layers see): the normalised image of layer ``k``,
+   ``r_{k,i} = (log(x~_{k,i} / t_k) - mean_{k,i}) / std_{k,i}``; the incident energy
+   enters as ``e = (log(E / GeV) - mean) / std``.
+6. **Generation.** ``t_l = exp(g^-1(w_l))`` from the layer flow; a layer with
+   ``t_l < thr`` is empty. Otherwise ``x~ = exp(g^-1(y))`` from its shower flow, the cells
+   below the threshold are set to zero and the hits rescaled so that the layer sums to
+   ``t_l`` exactly (:meth:`ShowerPreprocessor.finish_layer`).
 
-Means and standard deviations are fitted once, on the first buffer, and frozen
-(standard deviations floored at 1e-3), so every later buffer maps the same way. Steps 2-4
-are inverted exactly by :meth:`ShowerPreprocessor.cells_from_features`,
-:meth:`ShowerPreprocessor.layer_energy_from_features` and
-:meth:`ShowerPreprocessor.fractions_from_context` (float32 round-off only); the noise of
-step 1 is not removed: generated showers are dequantised showers, with cells below
-``noise_mev`` where the data had zeros.
+Knots, means and standard deviations are fitted once, on the first buffer, and frozen
+(standard deviations floored at 1e-3), so every later buffer maps the same way. Steps
+3-5 are inverted exactly (float32 round-off only): :meth:`ShowerPreprocessor.cells_from_features`,
+:meth:`ShowerPreprocessor.layer_energy_from_features`,
+:meth:`ShowerPreprocessor.fractions_from_context`; and thresholding a dequantised shower
+gives back the thresholded shower exactly (:meth:`ShowerPreprocessor.threshold`).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-__all__ = ["ShowerPreprocessor", "previous_layer_context"]
+__all__ = ["QuantileMap", "ShowerPreprocessor", "previous_layer_context"]
 
 _STD_FLOOR = 1e-3
-_LOG_FLOOR = -30.0  # log of a cell energy (MeV) or fraction is clamped here when decoding samples
+_LOG_FLOOR = -30.0  # log energies (MeV) are clamped here when decoding samples
 _LOG_CEILING = 12.0
+_RESCALE_ROUNDS = 4  # rescale, drop hits that fell below the threshold, rescale again
+
+
+class QuantileMap(nn.Module):
+    """Monotone piecewise-linear maps, one per feature, fitted to send each marginal to N(0, 1).
+
+    Args:
+        features: number of features (any leading shape; the map works on the last
+            ``features.numel()`` values flattened).
+        knots: knots ``K`` per feature (>= 2).
+
+    Example:
+        >>> qmap = QuantileMap(2, knots=33)
+        >>> values = torch.randn(4000, 2) * torch.tensor([1.0, 5.0]) + 3
+        >>> qmap.fit(values)
+        >>> y = qmap(values)
+        >>> bool(torch.allclose(qmap.inverse(y), values, atol=1e-4)), round(float(y[:, 1].std()), 1)
+        (True, 1.0)
+    """
+
+    def __init__(self, features: int, knots: int = 129) -> None:
+        super().__init__()
+        if features < 1 or knots < 2:
+            msg = f"QuantileMap: need features >= 1 and knots >= 2, got {features} and {knots}"
+            raise ValueError(msg)
+        self.features, self.knots = int(features), int(knots)
+        p = (torch.arange(knots, dtype=torch.float64) + 0.5) / knots
+        normal = torch.distributions.Normal(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+        self.register_buffer("y_knots", normal.icdf(p).float().expand(features, knots).contiguous(), persistent=False)
+        self.register_buffer("x_knots", self.y_knots.clone())  # identity until fitted
+
+    def extra_repr(self) -> str:
+        return f"features={self.features}, knots={self.knots}"
+
+    @torch.no_grad()
+    def fit(self, values: torch.Tensor) -> None:
+        """Fit the knots to ``values`` ``(N, features)`` (order statistics at the knot probabilities)."""
+        if values.dim() != 2 or values.shape[1] != self.features or values.shape[0] < 2:
+            msg = f"QuantileMap.fit: need values of shape (N >= 2, {self.features}), got {tuple(values.shape)}"
+            raise ValueError(msg)
+        ordered = values.sort(0).values
+        n = ordered.shape[0]
+        positions = ((torch.arange(self.knots, dtype=torch.float64) + 0.5) / self.knots * n - 0.5).clamp(0, n - 1)
+        low = positions.floor().long()
+        high = (low + 1).clamp(max=n - 1)
+        frac = (positions - low).float().to(values.device).unsqueeze(1)
+        knots = (ordered[low.to(values.device)] * (1 - frac) + ordered[high.to(values.device)] * frac).T
+        # strictly increasing: ties (repeated values) would make a vertical step
+        knots = torch.cummax(knots, 1).values
+        width = (knots[:, -1:] - knots[:, :1]).clamp_min(1e-3)
+        knots = knots + 1e-5 * width * torch.arange(self.knots, device=knots.device)
+        self.x_knots.copy_(knots)
+
+    @staticmethod
+    def _interpolate(values: torch.Tensor, from_knots: torch.Tensor, to_knots: torch.Tensor) -> torch.Tensor:
+        shape = values.shape
+        columns = values.reshape(-1, from_knots.shape[0]).T.contiguous()  # (F, N)
+        index = torch.searchsorted(from_knots, columns).clamp_(1, from_knots.shape[1] - 1)
+        x0, x1 = from_knots.gather(1, index - 1), from_knots.gather(1, index)
+        y0, y1 = to_knots.gather(1, index - 1), to_knots.gather(1, index)
+        out = y0 + (columns - x0) * ((y1 - y0) / (x1 - x0))
+        return out.T.reshape(shape)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        """``g(values)``; the last dimensions must flatten to ``features`` columns."""
+        return self._interpolate(values, self.x_knots, self.y_knots)
+
+    def inverse(self, values: torch.Tensor) -> torch.Tensor:
+        """``g^-1(values)``."""
+        return self._interpolate(values, self.y_knots, self.x_knots)
 
 
 class ShowerPreprocessor(nn.Module):
-    """Frozen standardisations of log energies for the layer and shower flows.
+    """Threshold, dequantisation and frozen Gaussianisation for the layer and shower flows.
 
     Args:
         layers: layers ``L`` of the modelled window.
         cells: cells ``P`` per layer.
-        noise_mev: width of the uniform dequantisation noise (MeV).
+        threshold_mev: readout threshold (MeV); cells below are zero.
+        noise_low_mev: lower end of the log-uniform noise of non-hit cells (MeV).
+        noise_high_mev: upper end (MeV, below the threshold).
+        knots: knots per feature of the quantile maps.
 
     Raises:
-        ValueError: non-positive sizes or noise.
+        ValueError: non-positive sizes, or a noise range not within ``(0, threshold)``.
 
     Example:
-        >>> pre = ShowerPreprocessor(2, 3, noise_mev=0.01)
-        >>> cells = torch.rand(8, 2, 3) * 10 + 0.01
-        >>> energy = torch.linspace(10.0, 90.0, 8)
-        >>> pre.fit(cells, energy)
-        >>> y = pre.cell_features(cells)
-        >>> bool(torch.allclose(pre.cells_from_features(y), cells, rtol=1e-5))
+        >>> pre = ShowerPreprocessor(2, 3, knots=9)
+        >>> cells = (torch.rand(50, 2, 3) * 10) * (torch.rand(50, 2, 3) < 0.5)
+        >>> noisy, layer, _ = pre.dequantise(cells, torch.Generator().manual_seed(0))
+        >>> pre.fit(noisy, layer, torch.full((50,), 40.0))
+        >>> bool(torch.allclose(pre.cells_from_features(pre.cell_features(noisy)), noisy, rtol=1e-4))
+        True
+        >>> bool(torch.equal(pre.threshold(noisy), cells * (cells >= 0.1)))
         True
     """
 
-    def __init__(self, layers: int, cells: int, noise_mev: float = 0.01) -> None:
+    def __init__(
+        self, layers: int, cells: int, threshold_mev: float = 0.1, noise_low_mev: float = 0.005,
+        noise_high_mev: float = 0.09, knots: int = 129,
+    ) -> None:
         super().__init__()
         if layers < 1 or cells < 1:
             msg = f"ShowerPreprocessor: layers and cells must be >= 1, got {layers} and {cells}"
             raise ValueError(msg)
-        if not noise_mev > 0:
-            msg = f"ShowerPreprocessor: noise_mev must be > 0, got {noise_mev!r}"
+        if not 0 < noise_low_mev < noise_high_mev < threshold_mev:
+            msg = (
+                f"ShowerPreprocessor: need 0 < noise_low_mev < noise_high_mev < threshold_mev, got "
+                f"{noise_low_mev!r}, {noise_high_mev!r}, {threshold_mev!r}"
+            )
             raise ValueError(msg)
-        self.layers, self.cells, self.noise_mev = int(layers), int(cells), float(noise_mev)
-        for name, shape in (("cell", (layers, cells)), ("fraction", (layers, cells)), ("layer", (layers,)), ("energy", (1,))):
+        self.layers, self.cells = int(layers), int(cells)
+        self.threshold_mev, self.noise_low_mev, self.noise_high_mev = float(threshold_mev), float(noise_low_mev), float(noise_high_mev)
+        self.cell_map = QuantileMap(layers * cells, knots)
+        self.layer_map = QuantileMap(layers, knots)
+        for name, shape in (("fraction", (layers, cells)), ("energy", (1,))):
             self.register_buffer(f"{name}_mean", torch.zeros(shape))
             self.register_buffer(f"{name}_std", torch.ones(shape))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def extra_repr(self) -> str:
-        return f"layers={self.layers}, cells={self.cells}, noise_mev={self.noise_mev}, fitted={bool(self.fitted)}"
+        return (
+            f"layers={self.layers}, cells={self.cells}, threshold_mev={self.threshold_mev}, "
+            f"noise_mev=({self.noise_low_mev}, {self.noise_high_mev}), fitted={bool(self.fitted)}"
+        )
 
     def _check_cells(self, cells: torch.Tensor, what: str) -> None:
         if cells.dim() != 3 or tuple(cells.shape[1:]) != (self.layers, self.cells):
             msg = f"ShowerPreprocessor: {what} must have shape (N, {self.layers}, {self.cells}), got {tuple(cells.shape)}"
             raise ValueError(msg)
 
-    # ------------------------------------------------------------------ step 1
-    def dequantise(self, cells_mev: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x + u, u)`` with ``u ~ U(0, noise_mev]`` per cell, drawn from ``generator``."""
+    # ------------------------------------------------------------------ steps 1-3
+    def noise(self, shape: tuple[int, ...], generator: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Log-uniform draws in ``[noise_low_mev, noise_high_mev]`` (MeV)."""
+        low, high = math.log(self.noise_low_mev), math.log(self.noise_high_mev)
+        return torch.rand(shape, generator=generator, device=device).mul_(high - low).add_(low).exp_()
+
+    def threshold(self, cells_mev: torch.Tensor) -> torch.Tensor:
+        """Cells with everything below the threshold set to zero."""
+        return torch.where(cells_mev >= self.threshold_mev, cells_mev, torch.zeros_like(cells_mev))
+
+    def dequantise(self, cells_mev: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x~, t, u)``: dequantised cells ``(N, L, P)``, layer energies ``(N, L)``, the cell noise drawn."""
         self._check_cells(cells_mev, "cells")
-        # 1 - U[0, 1) lies in (0, 1]: no dequantised cell is exactly zero
-        noise = torch.rand(cells_mev.shape, generator=generator, device=cells_mev.device).neg_().add_(1.0).mul_(self.noise_mev)
-        return cells_mev + noise, noise
+        hits = cells_mev >= self.threshold_mev
+        noise = self.noise(tuple(cells_mev.shape), generator, cells_mev.device)
+        visible = torch.where(hits, cells_mev, torch.zeros_like(cells_mev)).sum(-1)
+        empty_layer = self.noise(tuple(visible.shape), generator, cells_mev.device)
+        layer = torch.where(visible > 0, visible, empty_layer)
+        return torch.where(hits, cells_mev, noise), layer, noise
 
     # ------------------------------------------------------------------ fit
     @torch.no_grad()
-    def fit(self, dequantised_mev: torch.Tensor, incident_gev: torch.Tensor) -> None:
-        """Fit all means and standard deviations on dequantised cells ``(N, L, P)``.
+    def fit(self, dequantised_mev: torch.Tensor, layer_mev: torch.Tensor, incident_gev: torch.Tensor) -> None:
+        """Fit the quantile maps, means and standard deviations on a dequantised sample.
 
         Raises:
             ValueError: wrong shapes, fewer than two showers, or non-positive energies.
         """
         self._check_cells(dequantised_mev, "cells")
+        n = dequantised_mev.shape[0]
         incident_gev = incident_gev.reshape(-1).to(dequantised_mev)
-        if dequantised_mev.shape[0] < 2 or incident_gev.numel() != dequantised_mev.shape[0]:
+        if n < 2 or incident_gev.numel() != n or layer_mev.shape != (n, self.layers):
             msg = (
-                f"ShowerPreprocessor.fit: need >= 2 showers with one incident energy each, got "
-                f"{dequantised_mev.shape[0]} showers and {incident_gev.numel()} energies"
+                f"ShowerPreprocessor.fit: need >= 2 showers with one incident energy and {self.layers} layer "
+                f"energies each, got {n} showers, {incident_gev.numel()} energies, layer energies {tuple(layer_mev.shape)}"
             )
             raise ValueError(msg)
-        if not bool((dequantised_mev > 0).all()) or not bool((incident_gev > 0).all()):
-            msg = "ShowerPreprocessor.fit: dequantised cells and incident energies must be > 0"
+        if not (bool((dequantised_mev > 0).all()) and bool((layer_mev > 0).all()) and bool((incident_gev > 0).all())):
+            msg = "ShowerPreprocessor.fit: dequantised cells, layer energies and incident energies must be > 0"
             raise ValueError(msg)
-        log_cells = dequantised_mev.log()
-        log_layer = dequantised_mev.sum(-1).log()
-        log_fraction = log_cells - log_layer.unsqueeze(-1)
-        log_energy = incident_gev.log().unsqueeze(-1)
-        for name, values in (("cell", log_cells), ("fraction", log_fraction), ("layer", log_layer), ("energy", log_energy)):
+        self.cell_map.fit(dequantised_mev.log().flatten(1))
+        self.layer_map.fit(layer_mev.log())
+        log_fraction = dequantised_mev.log() - layer_mev.log().unsqueeze(-1)
+        for name, values in (("fraction", log_fraction), ("energy", incident_gev.log().unsqueeze(-1))):
             getattr(self, f"{name}_mean").copy_(values.mean(0))
             getattr(self, f"{name}_std").copy_(values.std(0).clamp_min(_STD_FLOOR))
         self.fitted.fill_(True)
 
-    # ------------------------------------------------------------------ steps 2-4
-    def layer_energies(self, dequantised_mev: torch.Tensor) -> torch.Tensor:
-        """``t`` ``(N, L)``: layer sums of dequantised cells (MeV)."""
-        return dequantised_mev.sum(-1)
-
+    # ------------------------------------------------------------------ steps 4-5
     def layer_features(self, layer_mev: torch.Tensor) -> torch.Tensor:
-        """``w = (log t - mean) / std``, ``(N, L)``."""
-        return (layer_mev.log() - self.layer_mean) / self.layer_std
+        """``w = g(log t)``, ``(N, L)``."""
+        return self.layer_map(layer_mev.log())
 
     def layer_energy_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Inverse of :meth:`layer_features` (MeV); logs clamped to a finite range."""
-        return (features * self.layer_std + self.layer_mean).clamp(_LOG_FLOOR, _LOG_CEILING).exp()
+        return self.layer_map.inverse(features).clamp(_LOG_FLOOR, _LOG_CEILING).exp()
 
     def energy_features(self, incident_gev: torch.Tensor) -> torch.Tensor:
         """``e = (log(E / GeV) - mean) / std``, ``(N, 1)``."""
         return (incident_gev.reshape(-1, 1).log() - self.energy_mean) / self.energy_std
 
     def cell_features(self, dequantised_mev: torch.Tensor) -> torch.Tensor:
-        """``y = (log x~ - mean) / std``, ``(N, L, P)``."""
-        return (dequantised_mev.log() - self.cell_mean) / self.cell_std
+        """``y = g(log x~)``, ``(N, L, P)``."""
+        return self.cell_map(dequantised_mev.log())
 
     def cells_from_features(self, features: torch.Tensor, layer: int | None = None) -> torch.Tensor:
         """Inverse of :meth:`cell_features` (MeV), for all layers or ``(N, P)`` of one ``layer``."""
-        mean, std = (self.cell_mean, self.cell_std) if layer is None else (self.cell_mean[layer], self.cell_std[layer])
-        return (features * std + mean).clamp(_LOG_FLOOR, _LOG_CEILING).exp()
+        if layer is None:
+            logs = self.cell_map.inverse(features)
+        else:
+            part = slice(layer * self.cells, (layer + 1) * self.cells)
+            logs = QuantileMap._interpolate(features, self.cell_map.y_knots[part], self.cell_map.x_knots[part])
+        return logs.clamp(_LOG_FLOOR, _LOG_CEILING).exp()
 
     def context_images(self, dequantised_mev: torch.Tensor, layer_mev: torch.Tensor) -> torch.Tensor:
         """``r = (log(x~ / t) - mean) / std``: normalised images ``(N, L, P)`` from cells and ``t`` ``(N, L)``."""
@@ -163,12 +270,31 @@ class ShowerPreprocessor(nn.Module):
         """Inverse of :meth:`context_images`: the fractions ``x~ / t`` ``(N, L, P)``."""
         return (images * self.fraction_std + self.fraction_mean).clamp(_LOG_FLOOR, _LOG_CEILING).exp()
 
-    # ------------------------------------------------------------------ step 5
-    @staticmethod
-    def rescale(cells_mev: torch.Tensor, layer_mev: torch.Tensor) -> torch.Tensor:
-        """Cells ``(N, P)`` (or ``(N, L, P)``) scaled so each layer sums to ``layer_mev``."""
-        total = cells_mev.sum(-1, keepdim=True).clamp_min(1e-30)
-        return cells_mev * (layer_mev.unsqueeze(-1) / total)
+    # ------------------------------------------------------------------ step 6
+    def finish_layer(self, dequantised_mev: torch.Tensor, layer_mev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Generated cells ``(N, P)`` of one layer → ``(shower cells, visible energy, cells for the context)``.
+
+        Layers with ``t < thr`` are empty (zeros, visible energy 0). Otherwise the cells
+        below the threshold are zeroed and the hits rescaled to sum to ``t``; hits the
+        rescaling pushes below the threshold drop out and the rest is rescaled again (up
+        to four rounds; the largest cell always stays, so a layer with ``t >= thr`` but
+        no generated hit gets ``t`` in its largest cell). The context cells
+        are the dequantised cells with the hits rescaled the same way (what the data's
+        context images are made of).
+        """
+        empty = layer_mev < self.threshold_mev
+        largest = torch.zeros_like(dequantised_mev, dtype=torch.bool).scatter_(-1, dequantised_mev.argmax(-1, keepdim=True), True)
+        hits = (dequantised_mev >= self.threshold_mev) | largest
+        for _ in range(_RESCALE_ROUNDS):  # hits pushed below the threshold by the rescaling drop out
+            visible = torch.where(hits, dequantised_mev, torch.zeros_like(dequantised_mev))
+            scale = torch.where(empty, torch.zeros_like(layer_mev), layer_mev / visible.sum(-1).clamp_min(1e-30))
+            shower = visible * scale.unsqueeze(-1)
+            kept = hits & ((shower >= self.threshold_mev) | largest)
+            if bool(torch.equal(kept, hits)):
+                break
+            hits = kept
+        context = torch.where(hits & ~empty.unsqueeze(-1), shower, dequantised_mev)
+        return shower, torch.where(empty, torch.zeros_like(layer_mev), layer_mev), context
 
 
 def previous_layer_context(

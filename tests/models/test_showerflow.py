@@ -93,7 +93,8 @@ def test_stages_metrics_and_student_sampling(trained: LayerShowerFlow, buffers: 
         assert out["showers"].shape == (9, 30, 10, 10)
         assert out["showers"].dtype == torch.float32
         assert torch.isfinite(out["showers"]).all()
-        assert (out["showers"] > 0).all()
+        assert bool(((out["showers"] == 0) | (out["showers"] >= trained.config.threshold_mev)).all())
+        assert float(out["showers"].sum()) > 0
         assert torch.equal(out["incident_energy"], _energies(9)["incident_energy"])
     full = trained.sample(4, seed=4, condition=_energies(4), full_grid=True)["showers"]
     assert full.shape == (4, 30, 30, 30)
@@ -105,14 +106,14 @@ def test_layers_sum_to_the_layer_flow_energy(trained: LayerShowerFlow) -> None:
         out = trained.sample(50, seed=1, condition=_energies(50), student=student, batch_size=16)
         sums = out["showers"].sum((2, 3))
         torch.testing.assert_close(sums, out["layer_energy"], rtol=1e-4, atol=0)
-    # the layer energies are the layer flow's: the same base draw through its inverse
+    # the layer energies are the layer flow's (the same base draw through its inverse), 0 where it drew t < threshold
     generator = torch.Generator().manual_seed(1)
     energy = _energies(16)["incident_energy"]
     base = torch.randn(1, 16, 30, generator=generator)
     pre = trained.preprocessor
-    w = trained.layer_flow.inverse(base, pre.energy_features(energy).unsqueeze(0))[0]
+    t = pre.layer_energy_from_features(trained.layer_flow.inverse(base, pre.energy_features(energy).unsqueeze(0))[0])
     out = trained.sample(16, seed=1, condition={"incident_energy": energy})
-    torch.testing.assert_close(out["layer_energy"], pre.layer_energy_from_features(w), rtol=1e-5, atol=0)
+    torch.testing.assert_close(out["layer_energy"], torch.where(t >= 0.1, t, torch.zeros_like(t)), rtol=1e-5, atol=0)
 
 
 def test_same_seed_same_sample_and_batches_do_not_matter_within_a_chunk(trained: LayerShowerFlow) -> None:
@@ -177,8 +178,10 @@ def test_bad_input_is_named(buffers: list[dict[str, torch.Tensor]]) -> None:
     model = LayerShowerFlow(**TINY)
     with pytest.raises(ValueError, match="unknown settings"):
         LayerShowerFlow(shower_hiden=8)
-    with pytest.raises(ValueError, match="noise_mev"):
-        LayerShowerFlow(noise_mev=-1.0)
+    with pytest.raises(ValueError, match="noise_low_mev"):
+        LayerShowerFlow(noise_low_mev=-1.0)
+    with pytest.raises(ValueError, match="noise_high_mev < threshold_mev"):
+        LayerShowerFlow(noise_high_mev=0.2)
     with pytest.raises(ValueError, match="crop"):
         LayerShowerFlow(crop=[40, 10])
     with pytest.raises(ValueError, match="grid_shape"):

@@ -10,7 +10,7 @@ import torch
 
 from models.showerflow.conditional_maf import ConditionalMAF
 from models.showerflow.model import history_mask
-from models.showerflow.preprocessing import ShowerPreprocessor, previous_layer_context
+from models.showerflow.preprocessing import QuantileMap, ShowerPreprocessor, previous_layer_context
 
 # (features, context, blocks, hidden, hidden layers, embedding)
 ARCHITECTURES = [(5, 6, 3, 8, 2, None), (5, 6, 2, 8, 3, 3), (1, 2, 2, 4, 1, None), (12, 4, 2, 16, 2, 5)]
@@ -163,47 +163,90 @@ def test_bad_shapes_and_arguments_are_named() -> None:
 
 
 # ---------------------------------------------------------------------- preprocessing
-def _dequantised(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, ShowerPreprocessor]:
+def _dequantised(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, ShowerPreprocessor]:
     generator = torch.Generator().manual_seed(seed)
-    cells = torch.rand(n, 4, 6, generator=generator).pow(6) * 40 * (torch.rand(n, 4, 6, generator=generator) < 0.3)
+    cells = torch.rand(n, 4, 6, generator=generator).pow(4) * 40 * (torch.rand(n, 4, 6, generator=generator) < 0.3)
+    cells[:, 0] *= torch.rand(n, 1, generator=generator) < 0.2  # layer 0 mostly empty
     energy = 10 + 90 * torch.rand(n, generator=generator)
-    pre = ShowerPreprocessor(4, 6, noise_mev=0.01)
-    dequantised, noise = pre.dequantise(cells, generator)
-    assert torch.all((noise > 0) & (noise <= 0.01))
-    torch.testing.assert_close(dequantised - noise, cells)
-    pre.fit(dequantised, energy)
-    return dequantised, energy, pre
+    pre = ShowerPreprocessor(4, 6, knots=33)
+    dequantised, layer, noise = pre.dequantise(cells, generator)
+    pre.fit(dequantised, layer, energy)
+    return cells, dequantised, layer, energy, pre
+
+
+def test_dequantisation_fills_only_non_hits_below_the_threshold() -> None:
+    cells, dequantised, layer, _, pre = _dequantised(500, 0)
+    hits = cells >= 0.1
+    assert torch.equal(dequantised[hits], cells[hits])
+    noise = dequantised[~hits]
+    assert bool(((noise >= 0.005 * (1 - 1e-6)) & (noise <= 0.09 * (1 + 1e-6))).all())
+    assert torch.equal(pre.threshold(dequantised), pre.threshold(cells))  # thresholding undoes it exactly
+    visible = pre.threshold(cells).sum(-1)
+    assert torch.equal(layer[visible > 0], visible[visible > 0])
+    assert bool((layer[visible == 0] < 0.1).all())
+    assert int((visible[:, 0] == 0).sum()) > 300  # the empty layers are there, with a noise energy
 
 
 def test_preprocessing_inverts_exactly() -> None:
-    dequantised, energy, pre = _dequantised(500, 0)
+    _, dequantised, layer, energy, pre = _dequantised(500, 1)
     assert bool(pre.fitted)
     y = pre.cell_features(dequantised)
-    torch.testing.assert_close(y.mean((0,)), torch.zeros(4, 6), atol=1e-4, rtol=0)  # standardised on the fit sample
-    torch.testing.assert_close(pre.cells_from_features(y), dequantised, rtol=1e-5, atol=0)
-    torch.testing.assert_close(pre.cells_from_features(y[:, 2], layer=2), dequantised[:, 2], rtol=1e-5, atol=0)
-    layer = pre.layer_energies(dequantised)
-    torch.testing.assert_close(layer, dequantised.sum(-1))
-    torch.testing.assert_close(pre.layer_energy_from_features(pre.layer_features(layer)), layer, rtol=1e-5, atol=0)
+    torch.testing.assert_close(y.mean(0), torch.zeros(4, 6), atol=0.1, rtol=0)  # Gaussianised on the fit sample
+    torch.testing.assert_close(y.std(0), torch.ones(4, 6), atol=0.1, rtol=0)
+    torch.testing.assert_close(pre.cells_from_features(y), dequantised, rtol=1e-4, atol=0)
+    torch.testing.assert_close(pre.cells_from_features(y[:, 2], layer=2), dequantised[:, 2], rtol=1e-4, atol=0)
+    torch.testing.assert_close(pre.layer_energy_from_features(pre.layer_features(layer)), layer, rtol=1e-4, atol=0)
     images = pre.context_images(dequantised, layer)
-    torch.testing.assert_close(pre.fractions_from_context(images) * layer.unsqueeze(-1), dequantised, rtol=1e-5, atol=0)
+    torch.testing.assert_close(pre.fractions_from_context(images) * layer.unsqueeze(-1), dequantised, rtol=1e-4, atol=0)
     torch.testing.assert_close(pre.context_image(dequantised[:, 1], layer[:, 1], 1), images[:, 1])
     e = pre.energy_features(energy)
     torch.testing.assert_close((e * pre.energy_std + pre.energy_mean).exp()[:, 0], energy, rtol=1e-5, atol=0)
-    rescaled = pre.rescale(dequantised * 1.7, layer)
-    torch.testing.assert_close(rescaled.sum(-1), layer, rtol=1e-5, atol=0)
+    # new showers (outside the fitted range too) go through and back
+    _, other, other_layer, _, _ = _dequantised(200, 2)
+    wide = other * 3.0
+    torch.testing.assert_close(pre.cells_from_features(pre.cell_features(wide)), wide, rtol=1e-4, atol=0)
+
+
+def test_quantile_map_is_monotone_and_extrapolates_linearly() -> None:
+    qmap = QuantileMap(3, knots=17)
+    values = torch.randn(2000, 3, generator=torch.Generator().manual_seed(3)).exp() * torch.tensor([1.0, 10.0, 0.1])
+    qmap.fit(values)
+    grid = torch.linspace(-5, 50, 3001).unsqueeze(1).expand(-1, 3).contiguous()
+    mapped = qmap(grid)
+    assert bool((mapped.diff(dim=0) > 0).all())
+    torch.testing.assert_close(qmap.inverse(mapped), grid, atol=1e-3, rtol=1e-5)
+    assert abs(float(qmap(values)[:, 1].median())) < 0.05
+    with pytest.raises(ValueError, match=r"\(N >= 2, 3\)"):
+        qmap.fit(torch.zeros(10, 2))
+
+
+def test_generated_layers_are_thresholded_and_sum_to_the_layer_energy() -> None:
+    pre = ShowerPreprocessor(1, 5)
+    cells = torch.tensor([[2.0, 0.5, 0.105, 0.02, 0.01],   # rescaled by 0.9: 0.105 -> 0.0945 drops out
+                          [0.05, 0.03, 0.02, 0.01, 0.01],   # no hit, t above threshold: all in the largest cell
+                          [3.0, 1.0, 0.01, 0.01, 0.01]])    # t below threshold: empty layer
+    energy = torch.tensor([2.34, 0.7, 0.05])
+    shower, visible, context = pre.finish_layer(cells, energy)
+    torch.testing.assert_close(shower.sum(-1), torch.tensor([2.34, 0.7, 0.0]), rtol=1e-6, atol=0)
+    torch.testing.assert_close(visible, torch.tensor([2.34, 0.7, 0.0]))
+    assert bool(((shower == 0) | (shower >= 0.1)).all())
+    assert shower[0, 2] == 0
+    assert shower[0, 0] > 0
+    assert shower[1, 0] == pytest.approx(0.7)
+    assert torch.equal(context[2], cells[2])  # an empty layer's context is the generated noise
+    assert torch.equal(context[0, 3:], cells[0, 3:])
 
 
 def test_preprocessing_rejects_bad_input() -> None:
     pre = ShowerPreprocessor(4, 6)
     with pytest.raises(ValueError, match=r"\(N, 4, 6\)"):
-        pre.fit(torch.ones(3, 5, 6), torch.ones(3))
+        pre.fit(torch.ones(3, 5, 6), torch.ones(3, 4), torch.ones(3))
     with pytest.raises(ValueError, match="> 0"):
-        pre.fit(torch.zeros(3, 4, 6), torch.ones(3))
+        pre.fit(torch.zeros(3, 4, 6), torch.ones(3, 4), torch.ones(3))
     with pytest.raises(ValueError, match=">= 2 showers"):
-        pre.fit(torch.ones(1, 4, 6), torch.ones(1))
-    with pytest.raises(ValueError, match="noise_mev"):
-        ShowerPreprocessor(4, 6, noise_mev=0.0)
+        pre.fit(torch.ones(1, 4, 6), torch.ones(1, 4), torch.ones(1))
+    with pytest.raises(ValueError, match="noise_high_mev < threshold_mev"):
+        ShowerPreprocessor(4, 6, threshold_mev=0.05)
 
 
 def test_context_of_layer_l_holds_exactly_layers_l_minus_5_to_l_minus_1() -> None:
