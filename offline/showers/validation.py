@@ -86,7 +86,7 @@ class ValidationSettings:
     fpd_bootstrap: int = 10
     paired: bool = True
     floors: bool = True
-    floor_replicas: int = 10
+    floor_replicas: int = 30
     floor_window: int = 2
     layer_weights: tuple[float, ...] | None = None
     energy_point_method: str = "smallest"
