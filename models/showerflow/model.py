@@ -33,7 +33,9 @@ the layer flow and the shower flows together (one Adam optimiser); then
 ``student_buffers`` of distillation through the same ``train_on_buffer`` calls, per
 batch (CaloFlow II): the x-space loss ``|S(T(x)) - x|^2`` with ``T(x)`` the teacher's
 parallel ``x -> z`` pass of the real batch, and the z-space loss ``|T(S(z)) - z|^2`` for
-``z ~ N(0, 1)``, gradients through the frozen teacher into the student. Learning rates
+``z ~ N(0, 1)``, gradients through the frozen teacher into the student (student draws
+clamped to ±8 in the Gaussianised units first). A step whose loss or gradient is not
+finite is skipped and counted (``skipped_steps``). Learning rates
 decay by ``lr_decay`` after every buffer of their stage.
 
 Sampling (:meth:`LayerShowerFlow.sample`): layer energies from the layer flow, then layer
@@ -77,6 +79,7 @@ _INIT, _ORDER, _NOISE, _FIT = 1, 2, 3, 4
 _NETWORK_IDS = {"layer_flow": 1, "shower_flows": 2, "layer_student": 3, "shower_student": 4}
 _FIT_MAX_SHOWERS = 10_000
 _COUNTERS = ("buffers_seen", "steps", "events_trained", "state")
+_FEATURE_BOUND = 8.0  # |Gaussianised feature| beyond which a student's draw is clamped in the z-space loss
 
 
 def _int_at_least(name: str, value: Any, minimum: int) -> int:
@@ -174,6 +177,7 @@ class LayerShowerFlow:
         self.buffers_seen = 0
         self.steps = 0
         self.events_trained = 0
+        self.skipped_steps = 0
         self.on_batch: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None
         """Optional hook ``(pass_index, index, noise (b, cells))`` after every batch (tests probe passes with it)."""
 
@@ -294,6 +298,7 @@ class LayerShowerFlow:
                 noise = torch.Generator(device=self._device)
                 noise.manual_seed(derive_seed(self.seed, _NOISE, self.buffers_seen, pass_index))
                 totals: dict[str, float] = {}
+                counts: dict[str, int] = {}
                 for start in range(0, n, batch_size):
                     index = order[start : start + batch_size]
                     cells = self._cells(data, index)
@@ -304,24 +309,35 @@ class LayerShowerFlow:
                     if self.on_batch is not None:
                         self.on_batch(pass_index, index, features[4].flatten(1))
                     for key, value in figures.items():
-                        totals[key] = totals.get(key, 0.0) + value * index.numel()
-                sums = {key: value / n for key, value in totals.items()}
+                        if math.isfinite(value):  # a skipped step (non-finite loss) is counted, not averaged
+                            totals[key] = totals.get(key, 0.0) + value * index.numel()
+                            counts[key] = counts.get(key, 0) + index.numel()
+                sums = {key: value / counts[key] for key, value in totals.items()}
                 passes += 1
                 self.events_trained += n
                 if stop is not None and stop(passes):
                     break
         self.steps += steps
-        metrics = {"stage": float(stage), "events": float(n), **sums, **self.learning_rates()}
+        metrics = {"stage": float(stage), "events": float(n), **sums, "skipped_steps": float(self.skipped_steps),
+                   **self.learning_rates()}
         return BufferReport(steps=steps, loss=float(sums.get("loss", math.nan)), metrics=metrics, passes=passes)
 
     def _optimise(self, name: str, loss: torch.Tensor) -> float:
+        """One clipped Adam step; a non-finite loss or gradient skips the step (counted) and returns NaN."""
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
+        if not bool(torch.isfinite(loss)):
+            self.skipped_steps += 1
+            return math.nan
         loss.backward()
         parameters = [p for group in optimizer.param_groups for p in group["params"]]
-        norm = nn.utils.clip_grad_norm_(parameters, self.config.grad_clip if self.config.grad_clip > 0 else math.inf)
+        norm = float(nn.utils.clip_grad_norm_(parameters, self.config.grad_clip if self.config.grad_clip > 0 else math.inf))
+        if not math.isfinite(norm):
+            optimizer.zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            return math.nan
         optimizer.step()
-        return float(norm)
+        return norm
 
     def _teacher_step(
         self, w: torch.Tensor, e: torch.Tensor, y: torch.Tensor, context: torch.Tensor, generator: torch.Generator
@@ -350,8 +366,12 @@ class LayerShowerFlow:
         for module in teachers:
             module.requires_grad_(False)
         try:
-            z_loss = F.mse_loss(self.layer_flow.transform(self.layer_student.transform(base_layer, e)[0], e)[0], base_layer) \
-                + F.mse_loss(self.shower_flows.transform(self.shower_student.transform(base_cells, context)[0], context)[0], base_cells)
+            # student outputs far outside the Gaussianised data range are clamped before the teacher
+            # sees them (an early student's wild draws overflowed the teacher's affine blocks)
+            layer_draw = self.layer_student.transform(base_layer, e)[0].clamp(-_FEATURE_BOUND, _FEATURE_BOUND)
+            cell_draw = self.shower_student.transform(base_cells, context)[0].clamp(-_FEATURE_BOUND, _FEATURE_BOUND)
+            z_loss = F.mse_loss(self.layer_flow.transform(layer_draw, e)[0], base_layer) \
+                + F.mse_loss(self.shower_flows.transform(cell_draw, context)[0], base_cells)
         finally:
             for module in teachers:
                 module.requires_grad_(True)
@@ -500,6 +520,7 @@ class LayerShowerFlow:
             "buffers_seen": self.buffers_seen,
             "steps": self.steps,
             "events_trained": self.events_trained,
+            "skipped_steps": self.skipped_steps,
             "stage": self.stage_name,
             "state": self._packed()[1],
         }
@@ -521,6 +542,7 @@ class LayerShowerFlow:
         self.buffers_seen = int(training_state["buffers_seen"])
         self.steps = int(training_state["steps"])
         self.events_trained = int(training_state["events_trained"])
+        self.skipped_steps = int(training_state.get("skipped_steps", 0))
 
     def to(self, device: torch.device | str) -> LayerShowerFlow:
         """Move flows, preprocessing and optimiser moments to ``device``; return self."""

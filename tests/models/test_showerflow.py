@@ -198,3 +198,14 @@ def test_bad_input_is_named(buffers: list[dict[str, torch.Tensor]]) -> None:
         model.sample(3, seed=0, condition=_energies(3), student=True)
     with pytest.raises(KeyError, match="buffers_seen"):
         model.load_state(model.state_tensors(), {"steps": 0})
+
+
+def test_a_non_finite_step_is_skipped_and_counted(buffers: list[dict[str, torch.Tensor]]) -> None:
+    model = LayerShowerFlow(**TINY)
+    model.train_on_buffer(buffers[0], 1, 8)
+    before = {k: v.clone() for k, v in model.state_tensors().items() if k.startswith("module.shower_flows")}
+    assert np.isnan(model._optimise("teacher", torch.tensor(float("nan"), requires_grad=True)))
+    assert model.skipped_steps == 1
+    assert model.training_state()["skipped_steps"] == 1
+    after = model.state_tensors()
+    assert all(torch.equal(value, after[key]) for key, value in before.items())
