@@ -71,7 +71,7 @@ class ShowerFlowConfig:
     shower_hidden: int = 128
     shower_hidden_layers: int = 2
     shower_context_embedding: int | None = 64
-    student_layer_blocks: int = 2
+    student_layer_blocks: int = 6
     student_layer_hidden: int = 128
     student_blocks: int = 2
     student_hidden: int = 64
