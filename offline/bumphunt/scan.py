@@ -387,7 +387,8 @@ def bump_hunt_refit(
     do, correlated across bins, and has no Poisson noise of its own, so pseudo-experiments
     drawn as counts would make every smooth histogram look "too quiet" (measured on
     background-only runs: mean calibrated significance −5.1 with Poisson pseudo-data).
-    :mod:`offline.bumphunt.ensemble` passes the members' deviations from their mean.
+    :mod:`offline.bumphunt.ensemble` passes a basis of the members' covariance (less their
+    sampling noise) and adds the sampling noise through ``extra_variance``.
 
     Args:
         observed: observed counts per bin (the histogram ``fit`` was fitted to).
