@@ -42,7 +42,7 @@ __all__ = ["OnlineFlowEnsemble"]
 _STREAM_INIT, _STREAM_SHUFFLE = 1, 2
 _LOG_2PI = math.log(2.0 * math.pi)
 _WEIGHT_CHOICES = ("auto", "swa", "live")
-_BOOTSTRAP_CHOICES = ("per_event", "per_batch")
+_BOOTSTRAP_CHOICES = ("per_event", "per_batch", "none")
 
 
 def _positive_int(key: str, value: Any, minimum: int = 1) -> int:
@@ -83,7 +83,9 @@ class OnlineFlowEnsemble:
             and member, held for every pass over its buffer) or ``"per_batch"`` (a fresh
             weight for every batch, so an event's total weight over N_iter passes is about
             Poisson(N_iter): the behaviour before this was fixed, kept only so that a
-            coverage study can show the difference; never use it for results).
+            coverage study can show the difference; never use it for results), or
+            ``"none"`` (every weight 1: plain maximum likelihood, for a single flow whose
+            spread is not used, such as the dijet study's).
 
     Raises:
         ValueError: for a bad hyperparameter, naming it and its value.
@@ -213,7 +215,10 @@ class OnlineFlowEnsemble:
         generator = torch.Generator(device=self.device)
         generator.manual_seed(derive_seed(self.seed, _STREAM_SHUFFLE, self.buffers_seen))
         self.bootstrap.reseed(self.buffers_seen)
-        event_weights = self.bootstrap.weights(n_events)  # (M, N): one draw per event and member
+        if self.bootstrap_mode == "none":
+            event_weights = torch.ones(self.n_members, n_events, device=self.device)
+        else:
+            event_weights = self.bootstrap.weights(n_events)  # (M, N): one draw per event and member
         per_batch = self.bootstrap_mode == "per_batch"
         n_columns = len(self.columns)
         width = min(batch_size, n_events)

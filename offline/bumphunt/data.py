@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from offline.bumphunt.errors import BumpHuntError
+from offline.parquet import read_columns
 
 __all__ = ["column_unit", "find_config_value", "null_masses", "read_stored_events"]
 
@@ -30,38 +31,8 @@ def read_stored_events(path: str | Path, column: str = "mass") -> dict[str, np.n
     Raises:
         BumpHuntError: missing path, no Parquet parts, missing column, unreadable file.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if path.is_dir():
-        parts = sorted(path.glob("*.parquet"))
-        if not parts:
-            msg = f"stored events directory {str(path)!r} holds no .parquet files"
-            raise BumpHuntError(msg)
-    elif path.is_file():
-        parts = [path]
-    else:
-        msg = f"stored events {str(path)!r} do not exist"
-        raise BumpHuntError(msg)
-    tables = []
-    for part in parts:
-        try:
-            schema = pq.read_schema(part)
-            wanted = [c for c in (column, "is_signal") if c in schema.names]
-            if column not in wanted:
-                msg = f"stored events {str(part)!r} have no column {column!r} (columns: {schema.names})"
-                raise BumpHuntError(msg)
-            table = pq.read_table(part, columns=wanted, page_checksum_verification=True)
-            tables.append(table.cast(pa.schema([pa.field(c, pa.float64()) for c in table.column_names])))
-        except (OSError, pa.ArrowException) as err:
-            msg = f"stored events {str(part)!r} are unreadable: {err}"
-            raise BumpHuntError(msg) from err
-    table = pa.concat_tables(tables, promote_options="default")
-    out = {column: table.column(column).to_numpy(zero_copy_only=False)}
-    if "is_signal" in table.column_names:
-        out["is_signal"] = table.column("is_signal").to_numpy(zero_copy_only=False)
-    return out
+    columns = read_columns(path, [column], ["is_signal"], what="stored events", error=BumpHuntError)
+    return {c: columns[c] for c in (column, "is_signal") if c in columns}
 
 
 def column_unit(path: str | Path, column: str = "mass") -> str | None:

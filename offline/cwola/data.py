@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from offline.cwola.errors import CwolaError
+from offline.parquet import read_columns
 
 __all__ = [
     "CLASSIFIER_FEATURES",
@@ -79,7 +80,9 @@ class EventSet:
         return self.x[:, 1:]
 
 
-def read_events(path: str | Path, pt_lead_min: float | None = 1200.0, need_labels: bool = False) -> EventSet:
+def read_events(
+    path: str | Path, pt_lead_min: float | None = 1200.0, need_labels: bool = False
+) -> EventSet:
     """Read the five features (and ``is_signal``) of a Parquet file or directory of parts.
 
     Args:
@@ -92,37 +95,14 @@ def read_events(path: str | Path, pt_lead_min: float | None = 1200.0, need_label
         CwolaError: missing path or parts, missing columns (named), unreadable file,
             non-finite features.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    if path.is_dir():
-        parts = sorted(path.glob("*.parquet"))
-        if not parts:
-            msg = f"events directory {str(path)!r} holds no .parquet files"
-            raise CwolaError(msg)
-    elif path.is_file():
-        parts = [path]
-    else:
-        msg = f"events {str(path)!r} do not exist"
+    columns = read_columns(
+        path, FEATURES, ("is_signal", "pt_lead"), what="events", error=CwolaError
+    )
+    if need_labels and "is_signal" not in columns:
+        msg = f"events {str(path)!r} lack columns ['is_signal'] (columns: {sorted(columns)})"
         raise CwolaError(msg)
-    tables = []
-    for part in parts:
-        try:
-            names = pq.read_schema(part).names
-            missing = [c for c in FEATURES if c not in names] + (["is_signal"] if need_labels and "is_signal" not in names else [])
-            if missing:
-                msg = f"events {str(part)!r} lack columns {missing} (columns: {names})"
-                raise CwolaError(msg)
-            wanted = [*FEATURES, *(c for c in ("is_signal", "pt_lead") if c in names)]
-            table = pq.read_table(part, columns=wanted)
-            tables.append(table.cast(pa.schema([pa.field(c, pa.float64()) for c in table.column_names])))
-        except (OSError, pa.ArrowException) as err:
-            msg = f"events {str(part)!r} are unreadable: {err}"
-            raise CwolaError(msg) from err
-    table = pa.concat_tables(tables, promote_options="default")
-    columns = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
-    keep = np.ones(table.num_rows, dtype=bool)
+    n_rows = len(columns[FEATURES[0]])
+    keep = np.ones(n_rows, dtype=bool)
     if pt_lead_min is not None and "pt_lead" in columns:
         keep &= columns["pt_lead"] > pt_lead_min
     x = np.column_stack([columns[c][keep] for c in FEATURES])
@@ -150,7 +130,9 @@ def flow_samples(model: Any, n: int, seed: int) -> tuple[EventSet, int]:
     members = int(getattr(model, "n_members", 1))
     per_member = -(-n // members)
     drawn = model.sample(per_member, seed=seed)
-    x = np.column_stack([drawn[c].detach().cpu().double().numpy().reshape(-1)[:n] for c in FEATURES])
+    x = np.column_stack(
+        [drawn[c].detach().cpu().double().numpy().reshape(-1)[:n] for c in FEATURES]
+    )
     finite = np.all(np.isfinite(x), axis=1)
     return EventSet(x[finite]), int((~finite).sum())
 

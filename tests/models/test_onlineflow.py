@@ -261,6 +261,12 @@ def test_bootstrap_weights_are_poisson_one_independent_across_members_and_events
     assert event_corr[~torch.eye(200, dtype=torch.bool)].abs().mean().item() < 0.2
 
 
+def test_bootstrap_none_gives_every_event_weight_one_in_every_pass() -> None:
+    model = OnlineFlowEnsemble(n_members=2, n_blocks=1, hidden_features=4, seed=3, bootstrap="none")
+    passes = _weights_per_pass(model, _mass_buffer(500, 0), n_iter=3)
+    assert all(torch.equal(p, torch.ones(2, 500)) for p in passes)
+
+
 def test_adaptive_passes_keep_the_weights_and_change_order_and_noise() -> None:
     model = OnlineFlowEnsemble(n_members=4, n_blocks=1, hidden_features=4, seed=7)
     passes = _weights_per_pass(model, _mass_buffer(600, 2), n_iter=10, stop=lambda done: done >= 3)
