@@ -19,12 +19,16 @@ BIB-AE preset models the central 10 × 10 × 30 region of the 30 × 30 × 30 ECA
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 
+from models.bootstrap import derive_seed
+
 __all__ = [
     "SHOWER_KEYS",
+    "ShuffledPasses",
     "central_window",
     "check_shower_buffer",
     "crop",
@@ -59,7 +63,9 @@ def n_showers(data: Mapping[str, torch.Tensor]) -> int:
     return int(data["cell_offsets"].numel()) - 1
 
 
-def check_shower_buffer(data: Mapping[str, torch.Tensor], expected_shape: tuple[int, int, int] | None = None) -> None:
+def check_shower_buffer(
+    data: Mapping[str, torch.Tensor], expected_shape: tuple[int, int, int] | None = None
+) -> None:
     """Check the keys, dtypes and lengths of a sparse shower buffer.
 
     Args:
@@ -73,7 +79,9 @@ def check_shower_buffer(data: Mapping[str, torch.Tensor], expected_shape: tuple[
     """
     missing = [k for k in SHOWER_KEYS if k not in data]
     if missing:
-        msg = f"shower buffer lacks {missing} (has {sorted(data)}); expected keys {list(SHOWER_KEYS)}"
+        msg = (
+            f"shower buffer lacks {missing} (has {sorted(data)}); expected keys {list(SHOWER_KEYS)}"
+        )
         raise ValueError(msg)
     shape = grid_shape(data)
     if expected_shape is not None and shape != tuple(expected_shape):
@@ -94,7 +102,11 @@ def check_shower_buffer(data: Mapping[str, torch.Tensor], expected_shape: tuple[
             f"({tuple(energy.shape)}) must be 1-D of equal length, cell_index int64"
         )
         raise ValueError(msg)
-    if int(offsets[0]) != 0 or int(offsets[-1]) != index.numel() or bool((offsets[1:] < offsets[:-1]).any()):
+    if (
+        int(offsets[0]) != 0
+        or int(offsets[-1]) != index.numel()
+        or bool((offsets[1:] < offsets[:-1]).any())
+    ):
         msg = f"shower buffer 'cell_offsets' must rise from 0 to nnz = {index.numel()}, got {int(offsets[0])} .. {int(offsets[-1])}"
         raise ValueError(msg)
     n_cells = shape[0] * shape[1] * shape[2]
@@ -229,3 +241,63 @@ def to_sparse(incident_energy: torch.Tensor, showers: torch.Tensor) -> dict[str,
         "cell_energy": flat[rows, cells].to(torch.float32),
         "grid_shape": torch.tensor(showers.shape[1:], dtype=torch.int64),
     }
+
+
+class ShuffledPasses:
+    """The pass loop of a shower model: up to ``n_iter`` seeded, shuffled passes in batches.
+
+    Iterating yields ``(pass_index, index, noise)`` per batch: the rows of the buffer for
+    the batch and the pass's noise generator (on ``device``). The order of pass ``p`` of
+    buffer ``b`` comes from ``derive_seed(seed, ORDER_TAG, b, p)`` on a CPU generator and
+    its noise from ``derive_seed(seed, NOISE_TAG, b, p)``, so a pass replays exactly after
+    a resume. :meth:`record` adds a batch's figures to the pass's averages (weighted by the
+    batch's showers; non-finite values, from a skipped step, are left out); after every
+    pass ``stop(passes_done)`` is asked and True ends the loop.
+
+    After the loop, :attr:`passes` is the number of passes done and :attr:`means` the
+    averages of the last pass.
+    """
+
+    ORDER_TAG = 2
+    NOISE_TAG = 3
+
+    def __init__(
+        self,
+        n: int,
+        n_iter: int,
+        batch_size: int,
+        *,
+        seed: int,
+        buffers_seen: int,
+        device: torch.device | str = "cpu",
+        stop: Callable[[int], bool] | None = None,
+    ) -> None:
+        self.n, self.n_iter, self.batch_size = n, n_iter, batch_size
+        self.seed, self.buffers_seen, self.device, self.stop = seed, buffers_seen, device, stop
+        self.passes = 0
+        self.means: dict[str, float] = {}
+        self._totals: dict[str, float] = {}
+        self._counts: dict[str, float] = {}
+
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Generator]]:
+        for pass_index in range(self.n_iter):
+            order_generator = torch.Generator().manual_seed(
+                derive_seed(self.seed, self.ORDER_TAG, self.buffers_seen, pass_index)
+            )
+            noise = torch.Generator(device=self.device)
+            noise.manual_seed(derive_seed(self.seed, self.NOISE_TAG, self.buffers_seen, pass_index))
+            order = torch.randperm(self.n, generator=order_generator)
+            self._totals, self._counts = {}, {}
+            for start in range(0, self.n, self.batch_size):
+                yield pass_index, order[start : start + self.batch_size], noise
+            self.means = {key: value / self._counts[key] for key, value in self._totals.items()}
+            self.passes += 1
+            if self.stop is not None and self.stop(self.passes):
+                return
+
+    def record(self, figures: Mapping[str, float], weight: float) -> None:
+        """Add one batch's figures to the current pass's averages, with ``weight`` showers."""
+        for key, value in figures.items():
+            if math.isfinite(value):
+                self._totals[key] = self._totals.get(key, 0.0) + value * weight
+                self._counts[key] = self._counts.get(key, 0.0) + weight

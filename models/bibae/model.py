@@ -46,7 +46,13 @@ from models.bibae.presets import preset as preset_config
 from models.bootstrap import derive_seed
 from models.protocol import BufferReport
 from models.registry import register
-from models.shower_data import central_window, check_shower_buffer, densify, n_showers
+from models.shower_data import (
+    ShuffledPasses,
+    central_window,
+    check_shower_buffer,
+    densify,
+    n_showers,
+)
 from models.state import pack_state, require_counters, unpack_state
 
 __all__ = ["BIBAE", "STAGES"]
@@ -54,7 +60,7 @@ __all__ = ["BIBAE", "STAGES"]
 STAGES = ("main", "pp_identity", "pp", "done")
 """Stage names; the metric ``stage`` is the index in this tuple."""
 
-_INIT, _ORDER, _NOISE, _RESET, _ENCODE = 1, 2, 3, 4, 5
+_INIT, _RESET, _ENCODE = 1, 4, 5  # 2 and 3: the order and noise tags of ShuffledPasses
 _NETWORK_IDS = {"encoder": 1, "decoder": 2, "critic": 3, "critic2": 4, "latent_critic": 5, "post_processor": 6}
 _SAMPLING_MODES = ("normal", "kde")
 
@@ -264,32 +270,21 @@ class BIBAE:
         sums: dict[str, float] = {}
         steps = passes = 0
         if stage < 3:
-            for pass_index in range(n_iter):
-                order_generator = torch.Generator().manual_seed(derive_seed(self.seed, _ORDER, self.buffers_seen, pass_index))
-                noise = torch.Generator(device=self._device)
-                noise.manual_seed(derive_seed(self.seed, _NOISE, self.buffers_seen, pass_index))
-                order = torch.randperm(n, generator=order_generator)
-                sums, counts = {}, {}
-                for start in range(0, n, batch_size):
-                    index = order[start : start + batch_size]
-                    cells = self._cells(data, index)
-                    condition = self._batch_condition(data, index, cells)
-                    if stage == 0:
-                        figures = self._main_step(cells, condition, noise)
-                    else:
-                        figures = self._post_processor_step(cells, condition, noise, identity=stage == 1)
-                    noise_of_batch = self._first_noise
-                    steps += int(figures.pop("_generator_step", 0.0))
-                    if self.on_batch is not None:
-                        self.on_batch(pass_index, index, noise_of_batch)
-                    for key, value in figures.items():
-                        sums[key] = sums.get(key, 0.0) + value
-                        counts[key] = counts.get(key, 0) + 1
-                sums = {k: v / counts[k] for k, v in sums.items()}
-                passes += 1
-                self.events_trained += n
-                if stop is not None and stop(passes):
-                    break
+            loop = ShuffledPasses(n, n_iter, batch_size, seed=self.seed, buffers_seen=self.buffers_seen,
+                                  device=self._device, stop=stop)
+            for pass_index, index, noise in loop:
+                cells = self._cells(data, index)
+                condition = self._batch_condition(data, index, cells)
+                if stage == 0:
+                    figures = self._main_step(cells, condition, noise)
+                else:
+                    figures = self._post_processor_step(cells, condition, noise, identity=stage == 1)
+                steps += int(figures.pop("_generator_step", 0.0))
+                if self.on_batch is not None:
+                    self.on_batch(pass_index, index, self._first_noise)
+                loop.record(figures, index.numel())
+            sums, passes = loop.means, loop.passes
+            self.events_trained += n * passes
         self.steps += steps
         metrics = {"stage": float(stage), "events": float(n), **sums, **self.learning_rates()}
         loss_key = "generator_loss" if stage == 0 else "pp_loss"

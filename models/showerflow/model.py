@@ -65,7 +65,13 @@ from torch.nn import functional as F
 from models.bootstrap import derive_seed
 from models.protocol import BufferReport
 from models.registry import register
-from models.shower_data import central_window, check_shower_buffer, densify, n_showers
+from models.shower_data import (
+    ShuffledPasses,
+    central_window,
+    check_shower_buffer,
+    densify,
+    n_showers,
+)
 from models.showerflow.conditional_maf import ConditionalMAF
 from models.showerflow.config import ShowerFlowConfig
 from models.showerflow.preprocessing import ShowerPreprocessor, previous_layer_context
@@ -76,7 +82,7 @@ __all__ = ["STAGES", "LayerShowerFlow", "history_mask"]
 STAGES = ("main", "student", "done")
 """Stage names; the metric ``stage`` is the index in this tuple."""
 
-_INIT, _ORDER, _NOISE, _FIT = 1, 2, 3, 4
+_INIT, _FIT = 1, 4  # 2 and 3: the order and noise tags of ShuffledPasses
 _NETWORK_IDS = {"layer_flow": 1, "shower_flows": 2, "layer_student": 3, "shower_student": 4}
 _FIT_MAX_SHOWERS = 10_000
 _COUNTERS = ("buffers_seen", "steps", "events_trained", "state")
@@ -293,31 +299,19 @@ class LayerShowerFlow:
         steps = passes = 0
         if stage < 2:
             step = self._teacher_step if stage == 0 else self._student_step
-            for pass_index in range(n_iter):
-                order = torch.randperm(n, generator=torch.Generator().manual_seed(
-                    derive_seed(self.seed, _ORDER, self.buffers_seen, pass_index)))
-                noise = torch.Generator(device=self._device)
-                noise.manual_seed(derive_seed(self.seed, _NOISE, self.buffers_seen, pass_index))
-                totals: dict[str, float] = {}
-                counts: dict[str, int] = {}
-                for start in range(0, n, batch_size):
-                    index = order[start : start + batch_size]
-                    cells = self._cells(data, index)
-                    energy = energies[index.to(energies.device)].to(self._device, torch.float32)
-                    features = self._features(cells, energy, noise)
-                    figures = step(*features[:4], noise)
-                    steps += 1
-                    if self.on_batch is not None:
-                        self.on_batch(pass_index, index, features[4].flatten(1))
-                    for key, value in figures.items():
-                        if math.isfinite(value):  # a skipped step (non-finite loss) is counted, not averaged
-                            totals[key] = totals.get(key, 0.0) + value * index.numel()
-                            counts[key] = counts.get(key, 0) + index.numel()
-                sums = {key: value / counts[key] for key, value in totals.items()}
-                passes += 1
-                self.events_trained += n
-                if stop is not None and stop(passes):
-                    break
+            loop = ShuffledPasses(n, n_iter, batch_size, seed=self.seed, buffers_seen=self.buffers_seen,
+                                  device=self._device, stop=stop)
+            for pass_index, index, noise in loop:
+                cells = self._cells(data, index)
+                energy = energies[index.to(energies.device)].to(self._device, torch.float32)
+                features = self._features(cells, energy, noise)
+                figures = step(*features[:4], noise)
+                steps += 1
+                if self.on_batch is not None:
+                    self.on_batch(pass_index, index, features[4].flatten(1))
+                loop.record(figures, index.numel())  # a skipped step's NaN is counted, not averaged
+            sums, passes = loop.means, loop.passes
+            self.events_trained += n * passes
         self.steps += steps
         metrics = {"stage": float(stage), "events": float(n), **sums, "skipped_steps": float(self.skipped_steps),
                    **self.learning_rates()}
