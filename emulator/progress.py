@@ -47,7 +47,7 @@ class Progress:
         self._bar.set_postfix(
             trained=f"{s.events_trained:,}", dropped=f"{s.events_dropped:,}", bad=bad, buffers=s.buffers_trained,
             n_iter=s.n_iter_last, loss=f"{s.last_loss:.4g}", **extra, blocked=f"{s.blocked_s:.0f}s",
-            ms_step=f"{1e3 * s.train_s / s.steps:.2f}" if s.steps else "-", refresh=False,
+            ms_step=f"{1e3 * s.train_s / s.steps_this_process:.2f}" if s.steps_this_process else "-", refresh=False,
         )
         self._bar.refresh()
 

@@ -18,7 +18,10 @@ class RunSummary:
         events_dropped: events lost to a full buffer (policy ``drop``).
         events_stored: events the classical trigger stored (prescaled HLT paths).
         buffers_trained: buffers trained.
-        steps: optimiser steps (batched steps for an ensemble).
+        steps: optimiser steps (batched steps for an ensemble), over the whole run.
+        resumed_steps: the steps done before this process resumed the run (0 for a fresh
+            one); ``train_s`` and ``wall_s`` count this process only, so rates use
+            ``steps - resumed_steps``.
         last_loss: the model's loss on the last buffer.
         n_iter_last: passes over the last buffer.
         blocked_s: seconds the filling side waited for the trainer (policy ``block``).
@@ -38,6 +41,7 @@ class RunSummary:
     events_stored: int = 0
     buffers_trained: int = 0
     steps: int = 0
+    resumed_steps: int = 0
     last_loss: float = float("nan")
     n_iter_last: int = 0
     blocked_s: float = 0.0
@@ -51,9 +55,19 @@ class RunSummary:
     end_reason: str = ""
 
     @property
+    def steps_this_process(self) -> int:
+        """Optimiser steps taken since this process started (or resumed) the run."""
+        return self.steps - self.resumed_steps
+
+    @property
     def ms_per_step(self) -> float:
-        """Wall milliseconds per optimiser step over the whole run (nan before any step)."""
-        return 1e3 * self.wall_s / self.steps if self.steps else float("nan")
+        """Wall milliseconds per optimiser step of this process (nan before any step).
+
+        A resumed run divides this process's wall time by this process's steps, not by the
+        steps of the whole run.
+        """
+        steps = self.steps_this_process
+        return 1e3 * self.wall_s / steps if steps else float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

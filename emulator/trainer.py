@@ -148,7 +148,7 @@ class Trainer:
         s.events_trained = manifest.events_trained
         s.events_dropped = manifest.events_dropped
         s.buffers_trained = manifest.buffers_trained
-        s.steps = manifest.steps
+        s.steps = s.resumed_steps = manifest.steps
         s.bad_messages = dict(manifest.bad_messages)
         self._bad_base = dict(s.bad_messages)
         self.menu.restore_counters(manifest.trigger)

@@ -61,8 +61,13 @@ def test_resume_at_buffer_boundary_gives_identical_weights(tmp_path: Path) -> No
     full = tmp_path / "full"
     run_training(_config(9000), full, progress=False)
     split = tmp_path / "split"
-    run_training(_config(4000), split, progress=False)
-    run_training(_config(9000), split, progress=False)
+    first = run_training(_config(4000), split, progress=False)
+    second = run_training(_config(9000), split, progress=False)
+    # Rates of a resumed run count this process's steps only (its wall time is its own).
+    assert first.resumed_steps == 0
+    assert second.resumed_steps == first.steps
+    assert second.steps_this_process == second.steps - first.steps > 0
+    assert second.ms_per_step == pytest.approx(1e3 * second.wall_s / second.steps_this_process)
     a, b = load_snapshot(full).model, load_snapshot(split).model
     for key, value in a.state_tensors().items():
         torch.testing.assert_close(value, b.state_tensors()[key], rtol=0, atol=0)
