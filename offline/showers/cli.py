@@ -28,6 +28,9 @@ examples:
   # a BIB-AE trained online (python -m emulator run --config configs/showers-bibae-small.toml)
   python -m offline.showers --model bibae --snapshot ~/runs/bibae-small --n 2000 --sampling kde --out report/
 
+  # the latent space of that BIB-AE: KLD per latent, correlations of the top latents with the observables
+  python -m offline.showers.latent --snapshot ~/runs/bibae-small --n 5000 --out report/latent
+
   # layer + shower flows (configs/showers-layerflow.toml): the MAF teacher, then its IAF student
   python -m offline.showers --model layerflow --snapshot ~/runs/layerflow --n 10000 --out report/teacher
   python -m offline.showers --model layerflow --snapshot ~/runs/layerflow --n 10000 --student --out report/student

@@ -31,7 +31,7 @@ __all__ = ["CrossCorrelation", "correlation_block", "cross_correlations"]
 
 
 def correlation_block(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every column of ``rows`` ``(n, k)`` with every column of ``columns`` ``(n, m)``.
+    """Pearson correlation of each column of ``rows`` ``(n, k)`` with each of ``columns``.
 
     Returns:
         ``(k, m)``; NaN where either variable is constant.
@@ -88,24 +88,33 @@ class CrossCorrelation:
     constant: list[str]
 
     def entry(self, row: str, column: str) -> dict[str, float | None]:
-        """``pearson``, ``pearson_error``, ``spearman``, ``spearman_error`` of one pair (None for NaN).
+        """``pearson``, ``spearman`` and their ``*_error`` of one pair (None for NaN).
 
         Raises:
             KeyError: an unknown row or column (the known ones are named).
         """
         if row not in self.rows or column not in self.columns:
-            msg = f"no correlation of {row!r} with {column!r}; rows {self.rows}, columns {self.columns}"
+            msg = (
+                f"no correlation of {row!r} with {column!r}; "
+                f"rows {self.rows}, columns {self.columns}"
+            )
             raise KeyError(msg)
         i, j = self.rows.index(row), self.columns.index(column)
         values = {
-            "pearson": self.pearson[i, j], "pearson_error": self.pearson_error[i, j],
-            "spearman": self.spearman[i, j], "spearman_error": self.spearman_error[i, j],
+            "pearson": self.pearson[i, j],
+            "pearson_error": self.pearson_error[i, j],
+            "spearman": self.spearman[i, j],
+            "spearman_error": self.spearman_error[i, j],
         }
         return {key: None if math.isnan(v) else float(v) for key, v in values.items()}
 
     def to_json(self) -> dict[str, object]:
-        """Nested ``{"pearson": {row: {column: {"value", "error"}}}, "spearman": ...}`` plus settings."""
-        out: dict[str, object] = {"n": self.n, "bootstrap_replicas": self.bootstrap, "constant": list(self.constant)}
+        """``{"pearson": {row: {column: {"value", "error"}}}, "spearman": ...}`` and settings."""
+        out: dict[str, object] = {
+            "n": self.n,
+            "bootstrap_replicas": self.bootstrap,
+            "constant": list(self.constant),
+        }
         for kind in ("pearson", "spearman"):
             table: dict[str, dict[str, dict[str, float | None]]] = {}
             for row in self.rows:
@@ -136,7 +145,11 @@ def _as_matrix(variables: Mapping[str, np.ndarray], what: str) -> tuple[list[str
 
 
 def cross_correlations(
-    rows: Mapping[str, np.ndarray], columns: Mapping[str, np.ndarray], *, bootstrap: int = 200, seed: int = 0
+    rows: Mapping[str, np.ndarray],
+    columns: Mapping[str, np.ndarray],
+    *,
+    bootstrap: int = 200,
+    seed: int = 0,
 ) -> CrossCorrelation:
     """Pearson and Spearman correlations of every row variable with every column variable.
 
@@ -159,13 +172,21 @@ def cross_correlations(
         >>> table.spearman.round(6).tolist(), bool(table.pearson[0, 0] < 1)
         ([[1.0, -1.0]], True)
     """
-    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0 or bootstrap == 1:
+    if (
+        isinstance(bootstrap, bool)
+        or not isinstance(bootstrap, int)
+        or bootstrap < 0
+        or bootstrap == 1
+    ):
         msg = f"bootstrap must be 0 (no errors) or an integer >= 2 (replicas), got {bootstrap!r}"
         raise ValueError(msg)
     row_names, a = _as_matrix(rows, "row")
     column_names, b = _as_matrix(columns, "column")
     if a.shape[0] != b.shape[0]:
-        msg = f"row variables have {a.shape[0]} values, column variables {b.shape[0]}: they must describe the same showers"
+        msg = (
+            f"row variables have {a.shape[0]} values, column variables {b.shape[0]}: "
+            "they must describe the same showers"
+        )
         raise ValueError(msg)
     n = a.shape[0]
     if n < 3:
@@ -176,7 +197,11 @@ def cross_correlations(
     pearson = correlation_block(a, b)
     ranks = _ranks(both)
     spearman = correlation_block(ranks[:, :k], ranks[:, k:])
-    constant = [name for name, col in zip(row_names + column_names, both.T, strict=True) if col.max() == col.min()]
+    constant = [
+        name
+        for name, col in zip(row_names + column_names, both.T, strict=True)
+        if col.max() == col.min()
+    ]
     pearson_error = np.full(pearson.shape, np.nan)
     spearman_error = np.full(pearson.shape, np.nan)
     if bootstrap:
@@ -190,10 +215,19 @@ def cross_correlations(
             s_reps[rep] = correlation_block(sample_ranks[:, :k], sample_ranks[:, k:])
         defined = ~np.isnan(pearson)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a replica where a variable is constant
+            warnings.simplefilter(
+                "ignore", RuntimeWarning
+            )  # a replica where a variable is constant
             pearson_error[defined] = np.nanstd(p_reps, axis=0, ddof=1)[defined]
             spearman_error[defined] = np.nanstd(s_reps, axis=0, ddof=1)[defined]
     return CrossCorrelation(
-        rows=row_names, columns=column_names, pearson=pearson, spearman=spearman,
-        pearson_error=pearson_error, spearman_error=spearman_error, n=n, bootstrap=bootstrap, constant=constant,
+        rows=row_names,
+        columns=column_names,
+        pearson=pearson,
+        spearman=spearman,
+        pearson_error=pearson_error,
+        spearman_error=spearman_error,
+        n=n,
+        bootstrap=bootstrap,
+        constant=constant,
     )

@@ -16,11 +16,12 @@ writes into ``OUT``:
 
 The observables are those of the validation report (:mod:`offline.showers.observables`,
 hits at or above the geometry's threshold): centre of gravity in z (layer), x and y
-(cells from the grid centre), visible energy (MeV), number of hits, and the incident
-energy (GeV), and the response, visible over incident energy (MeV/GeV): the incident
-energy is a condition of encoder and decoder, so a latent need not carry the energy
-itself but its fluctuation at a given energy. A latent that collapsed onto the prior has KLD ≈ 0 and carries no
-information about the shower; the latents of high KLD are the ones the decoder reads.
+(cells from the grid centre), visible energy (MeV) and number of hits; besides them the
+incident energy (GeV) and the response, visible over incident energy (MeV/GeV). The
+incident energy is a condition of encoder and decoder, so a latent need not carry the
+energy itself, only its fluctuation at a given energy. A latent that collapsed onto the
+prior has KLD ≈ 0 and carries no information about the shower; the latents of high KLD
+are the ones the decoder reads.
 
 Reference showers come from the same source as ``python -m offline.showers --model bibae``
 (:mod:`offline.showers.pipeline`): by default the reference simulator, on the model's
@@ -32,7 +33,7 @@ studied on seed ``s + 1``, because seed ``s`` would repeat the first training sh
 event for event (a seed equal to the training seed is allowed but flagged).
 
 Example:
-    python -m offline.showers.latent --snapshot ~/runs/bibae-small --n 5000 --out ~/runs/reports/bibae-latent
+    python -m offline.showers.latent --snapshot ~/runs/bibae-small --n 5000 --out latent/
 """
 
 from __future__ import annotations
@@ -72,32 +73,46 @@ OBSERVABLES: tuple[str, ...] = (*_SHOWER_OBSERVABLES, "incident_energy", "visibl
 the incident energy and the response ``visible_energy / incident_energy``."""
 
 UNITS: dict[str, str] = {
-    "cog_z": "layer", "cog_x": "cells", "cog_y": "cells", "visible_energy": "MeV", "n_hits": "hits",
-    "incident_energy": "GeV", "visible_per_incident": "MeV/GeV",
+    "cog_z": "layer",
+    "cog_x": "cells",
+    "cog_y": "cells",
+    "visible_energy": "MeV",
+    "n_hits": "hits",
+    "incident_energy": "GeV",
+    "visible_per_incident": "MeV/GeV",
 }
 """Unit of every name in :data:`OBSERVABLES`."""
 
 SHORT_NAMES: dict[str, str] = {
-    "cog_z": "CoG-z", "cog_x": "CoG-x", "cog_y": "CoG-y", "visible_energy": "E_vis", "n_hits": "hits",
-    "incident_energy": "E_inc", "visible_per_incident": "E_vis/E_inc",
+    "cog_z": "CoG-z",
+    "cog_x": "CoG-x",
+    "cog_y": "CoG-y",
+    "visible_energy": "E_vis",
+    "n_hits": "hits",
+    "incident_energy": "E_inc",
+    "visible_per_incident": "E_vis/E_inc",
 }
 """Column headings of the terminal table."""
 
 _KLD_METHOD = (
-    "mean over showers of KL(N(mu, exp(logvar)) || N(0, 1)) per latent (models.bibae.losses.kld_per_latent), "
-    "nats; error: standard deviation of the per-shower KLD / sqrt(n)"
+    "mean over showers of KL(N(mu, exp(logvar)) || N(0, 1)) per latent "
+    "(models.bibae.losses.kld_per_latent), nats; "
+    "error: standard deviation of the per-shower KLD / sqrt(n)"
 )
 _CORRELATION_METHOD = (
-    "Pearson and Spearman (average ranks for ties) correlation of the latent mean mu with each observable; "
-    "error: standard deviation over bootstrap replicas of the showers (drawn with replacement, seeded)"
+    "Pearson and Spearman (average ranks for ties) correlation of the latent mean mu "
+    "with each observable; error: standard deviation over bootstrap replicas of the "
+    "showers (drawn with replacement, seeded)"
 )
 
 
 class LatentEncoder(Protocol):
     """What the study needs of a model: latent means and log-variances of dense showers."""
 
-    def encode(self, showers: Any, incident_energy: Any, *, batch_size: int = 512) -> tuple[Any, Any]:
-        """``(mu, logvar)`` tensors ``(n, latent_dims)`` of showers ``(n, L, X, Y)`` MeV at energies ``(n,)`` GeV."""
+    def encode(
+        self, showers: Any, incident_energy: Any, *, batch_size: int = 512
+    ) -> tuple[Any, Any]:
+        """``(mu, logvar)``, each ``(n, latent_dims)``, of showers (MeV) at energies (GeV)."""
         ...
 
 
@@ -147,8 +162,11 @@ class LatentStudy:
         """KLD per latent, the sorted order, the top latents and their correlations (JSON types)."""
         per_latent = [
             {
-                "latent": i, "kld": float(self.kld[i]), "kld_error": float(self.kld_error[i]),
-                "mu_mean": float(self.mu_mean[i]), "mu_std": float(self.mu_std[i]),
+                "latent": i,
+                "kld": float(self.kld[i]),
+                "kld_error": float(self.kld_error[i]),
+                "mu_mean": float(self.mu_mean[i]),
+                "mu_std": float(self.mu_std[i]),
                 "sigma_mean": float(self.sigma_mean[i]),
             }
             for i in range(self.latent_dims)
@@ -221,17 +239,25 @@ def latent_study(
     _check_int("top", top, 1)
     mus: list[torch.Tensor] = []
     logvars: list[torch.Tensor] = []
-    columns: dict[str, list[np.ndarray]] = {name: [] for name in (*_SHOWER_OBSERVABLES, "incident_energy")}
-    with tqdm(total=total, desc="encode reference showers", unit="shower", disable=not progress) as bar:
+    columns: dict[str, list[np.ndarray]] = {
+        name: [] for name in (*_SHOWER_OBSERVABLES, "incident_energy")
+    }
+    with tqdm(
+        total=total, desc="encode reference showers", unit="shower", disable=not progress
+    ) as bar:
         for energies, showers in chunks:
             energies = np.asarray(energies, dtype=np.float64).reshape(-1)
             showers = np.asarray(showers)
             if showers.shape[0] != energies.shape[0]:
-                msg = f"a chunk holds {showers.shape[0]} showers but {energies.shape[0]} incident energies"
+                msg = (
+                    f"a chunk holds {showers.shape[0]} showers "
+                    f"but {energies.shape[0]} incident energies"
+                )
                 raise ValueError(msg)
             mu, logvar = encoder.encode(
                 torch.from_numpy(np.ascontiguousarray(showers, dtype=np.float32)),
-                torch.from_numpy(energies.astype(np.float32)), batch_size=batch_size,
+                torch.from_numpy(energies.astype(np.float32)),
+                batch_size=batch_size,
             )
             mus.append(mu.detach().cpu())
             logvars.append(logvar.detach().cpu())
@@ -256,15 +282,24 @@ def latent_study(
     order = np.argsort(-kld, kind="stable")
     chosen = [int(i) for i in order[:top]]
     observables = {name: np.concatenate(parts) for name, parts in columns.items()}
-    observables["visible_per_incident"] = observables["visible_energy"] / observables["incident_energy"]
+    observables["visible_per_incident"] = (
+        observables["visible_energy"] / observables["incident_energy"]
+    )
     observables = {name: observables[name] for name in OBSERVABLES}
     correlations = cross_correlations(
         {_latent_name(i): mu[:, i] for i in chosen}, observables, bootstrap=bootstrap, seed=seed
     )
     return LatentStudy(
-        kld=kld, kld_error=kld_error, mu_mean=mu.mean(axis=0), mu_std=mu.std(axis=0),
-        sigma_mean=np.exp(0.5 * logvar).mean(axis=0), order=order, top=chosen, correlations=correlations,
-        mu=mu, observables=observables,
+        kld=kld,
+        kld_error=kld_error,
+        mu_mean=mu.mean(axis=0),
+        mu_std=mu.std(axis=0),
+        sigma_mean=np.exp(0.5 * logvar).mean(axis=0),
+        order=order,
+        top=chosen,
+        correlations=correlations,
+        mu=mu,
+        observables=observables,
     )
 
 
@@ -286,7 +321,9 @@ def held_out_seed(manifest: Mapping[str, Any], seed: int | None) -> tuple[int, i
         (0, None)
     """
     identity = manifest.get("data_identity") or {}
-    trained = identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
+    trained = (
+        identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
+    )
     trained = int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else None
     if seed is None:
         seed = trained + 1 if trained is not None else 0
@@ -339,8 +376,16 @@ class LatentConfig:
         _check_int("batch_size", self.batch_size, 1)
         if self.seed is not None:
             _check_int("seed", self.seed, 0)
-        if isinstance(self.bootstrap, bool) or not isinstance(self.bootstrap, int) or self.bootstrap < 0 or self.bootstrap == 1:
-            msg = f"bootstrap must be 0 (no errors) or an integer >= 2 (replicas), got {self.bootstrap!r}"
+        if (
+            isinstance(self.bootstrap, bool)
+            or not isinstance(self.bootstrap, int)
+            or self.bootstrap < 0
+            or self.bootstrap == 1
+        ):
+            msg = (
+                "bootstrap must be 0 (no errors) or an integer >= 2 (replicas), "
+                f"got {self.bootstrap!r}"
+            )
             raise ValueError(msg)
 
 
@@ -360,17 +405,21 @@ def run_latent_study(config: LatentConfig) -> tuple[LatentStudy, dict[str, Any]]
     from offline.showers.snapshot_model import SnapshotGenerator
 
     started = time.perf_counter()
-    manifest = read_manifest(config.snapshot)  # SnapshotError (a ValueError) names a missing snapshot
+    manifest = read_manifest(
+        config.snapshot
+    )  # SnapshotError (a ValueError) names a missing snapshot
     kind = manifest["model_kind"]
     if kind != "bibae":
         msg = (
-            f"snapshot {str(config.snapshot)!r} holds a {kind!r} model; the latent study needs a BIB-AE "
-            "('bibae') snapshot, whose encoder defines the latents"
+            f"snapshot {str(config.snapshot)!r} holds a {kind!r} model; the latent study "
+            "needs a BIB-AE ('bibae') snapshot, whose encoder defines the latents"
         )
         raise ValueError(msg)
-    generator = SnapshotGenerator(config.geometry, config.snapshot, kind="bibae", device=config.device)
-    model = generator.model
-    dims = int(model.config.latent_dims)  # type: ignore[attr-defined]
+    generator = SnapshotGenerator(
+        config.geometry, config.snapshot, kind="bibae", device=config.device
+    )
+    model: Any = generator.model  # a BIBAE (kind checked): encode() and config.latent_dims
+    dims = int(model.config.latent_dims)
     if config.top > dims:
         msg = f"--top {config.top} exceeds the model's {dims} latents"
         raise ValueError(msg)
@@ -378,10 +427,16 @@ def run_latent_study(config: LatentConfig) -> tuple[LatentStudy, dict[str, Any]]
     seed, trained_seed = held_out_seed(manifest, config.seed)
     training_overlap = False
     if config.reference is not None:
-        file_geometry, chunks, count = load_reference(config.reference, config.n, config.format, config.chunk_size)
+        file_geometry, chunks, count = load_reference(
+            config.reference, config.n, config.format, config.chunk_size
+        )
         if tuple(geometry.shape) != tuple(generator.geometry.shape):
             chunks = _central(chunks, tuple(geometry.shape))
-        threshold = float(file_geometry.threshold_mev) if file_geometry is not None else float(geometry.threshold_mev)
+        threshold = (
+            float(file_geometry.threshold_mev)
+            if file_geometry is not None
+            else float(geometry.threshold_mev)
+        )
         reference_label = str(config.reference)
     else:
         count = config.n
@@ -390,11 +445,20 @@ def run_latent_study(config: LatentConfig) -> tuple[LatentStudy, dict[str, Any]]
         training_overlap = trained_seed is not None and seed == trained_seed
         reference_label = f"simulated held-out sample (seed {seed})"
         if training_overlap:
-            reference_label = f"simulated sample (seed {seed}, the training stream's seed: the training showers)"
+            reference_label = (
+                f"simulated sample (seed {seed}, the training stream's seed: the training showers)"
+            )
     encode_started = time.perf_counter()
     study = latent_study(
-        model, chunks, threshold, top=config.top, bootstrap=config.bootstrap, seed=seed,  # type: ignore[arg-type]
-        batch_size=config.batch_size, total=count, progress=config.progress,
+        model,
+        chunks,
+        threshold,
+        top=config.top,
+        bootstrap=config.bootstrap,
+        seed=seed,
+        batch_size=config.batch_size,
+        total=count,
+        progress=config.progress,
     )
     encoded = time.perf_counter() - encode_started
     out_dir = Path(config.out_dir)
@@ -429,17 +493,24 @@ def _signed(value: float | None, error: float | None) -> str:
 
 
 def format_table(study: LatentStudy, record: Mapping[str, Any]) -> str:
-    """The terminal summary: sorted KLDs, then Pearson and Spearman of the top latents (± bootstrap)."""
+    """The terminal summary: sorted KLDs, Pearson and Spearman of the top latents (± bootstrap)."""
     lines = [
-        f"BIB-AE latent study: {study.n} showers, {record.get('reference', '')}, grid {record.get('grid', '')}",
+        f"BIB-AE latent study: {study.n} showers, {record.get('reference', '')}, "
+        f"grid {record.get('grid', '')}",
         f"KLD per latent [nats], sorted (total {study.kld.sum():.3f}):",
     ]
     ranked = [f"z{int(i)} {study.kld[int(i)]:.3f}" for i in study.order]
     for start in range(0, len(ranked), 8):
         lines.append("  " + ", ".join(ranked[start : start + 8]))
-    header = f"{'latent':<8}{'KLD [nats]':>14}  " + "".join(f"{SHORT_NAMES[name]:>15}" for name in OBSERVABLES)
+    header = f"{'latent':<8}{'KLD [nats]':>14}  " + "".join(
+        f"{SHORT_NAMES[name]:>15}" for name in OBSERVABLES
+    )
     for kind in ("pearson", "spearman"):
-        lines += ["", f"{kind.capitalize()} correlation of the latent mean with (± bootstrap error):", header]
+        lines += [
+            "",
+            f"{kind.capitalize()} correlation of the latent mean with (± bootstrap error):",
+            header,
+        ]
         for index in study.top:
             cells = []
             for name in OBSERVABLES:
@@ -455,10 +526,11 @@ def format_table(study: LatentStudy, record: Mapping[str, Any]) -> str:
 _EXAMPLES = """\
 examples:
   # the latent space of the small-preset BIB-AE on 5000 held-out simulated showers
-  python -m offline.showers.latent --snapshot ~/runs/bibae-small --n 5000 --out ~/runs/reports/bibae-latent
+  python -m offline.showers.latent --snapshot ~/runs/bibae-small --n 5000 --out latent/
 
-  # the 6 highest-KLD latents, against showers from a file (cropped to the model's window), JSON line
-  python -m offline.showers.latent --snapshot ~/runs/bibae-small --reference photons.h5 --top 6 --json --out latent/
+  # the 6 highest-KLD latents on showers of a file (cropped to the model's window), JSON line
+  python -m offline.showers.latent --snapshot ~/runs/bibae-small --reference photons.h5 \
+      --top 6 --json --out latent/
 
 OUT holds latent.json (KLD per latent, sorted order, correlations with errors), latent_kld.png,
 latent_correlations.png and latent_vs_observables.png.
@@ -470,42 +542,82 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m offline.showers.latent",
         description=(
-            "Latent-space study of a trained BIB-AE (arXiv 2102.12491): the KLD of every latent to N(0, 1) over "
-            "held-out reference showers, and the Pearson/Spearman correlations of the highest-KLD latents with "
-            "the centre of gravity (z, x, y), visible energy, number of hits, incident energy and their ratio."
+            "Latent-space study of a trained BIB-AE (arXiv 2102.12491): the KLD of every "
+            "latent to N(0, 1) over held-out reference showers, and the Pearson/Spearman "
+            "correlations of the highest-KLD latents with the centre of gravity (z, x, y), "
+            "visible energy, number of hits, incident energy and their ratio."
         ),
         epilog=_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--snapshot", type=Path, required=True, help="snapshot directory of a trained BIB-AE")
-    parser.add_argument("--n", type=int, default=5000, help="reference showers to encode (default: 5000)")
-    parser.add_argument("--out", type=Path, default=Path("bibae-latent"), help="output directory (default: bibae-latent)")
     parser.add_argument(
-        "--reference", type=Path, default=None,
-        help="reference showers (Zarr, ILD HDF5, CaloChallenge HDF5, ROOT hit tree); default: simulate a held-out sample",
+        "--snapshot", type=Path, required=True, help="snapshot directory of a trained BIB-AE"
     )
-    parser.add_argument("--format", default=None, help="force the reader format of --reference (default: detect)")
-    parser.add_argument("--geometry", default="ecal", choices=("ecal", "ahcal"), help="calorimeter geometry (default: ecal)")
     parser.add_argument(
-        "--seed", type=int, default=None,
-        help="seed of the simulated reference (default: the snapshot's training seed + 1, i.e. held out)",
+        "--n", type=int, default=5000, help="reference showers to encode (default: 5000)"
     )
-    parser.add_argument("--top", type=int, default=4, help="highest-KLD latents to correlate (default: 4)")
     parser.add_argument(
-        "--bootstrap", type=int, default=200, help="bootstrap replicas for the correlation errors (default: 200)"
+        "--out",
+        type=Path,
+        default=Path("bibae-latent"),
+        help="output directory (default: bibae-latent)",
     )
-    parser.add_argument("--batch-size", type=int, default=512, help="showers per encoder pass (default: 512)")
-    parser.add_argument("--device", default="cpu", help="where the encoder runs: cpu or cuda (default: cpu)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots (latent.json only)")
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="reference showers (Zarr, ILD HDF5, CaloChallenge HDF5, ROOT hit tree); "
+        "default: simulate a held-out sample",
+    )
+    parser.add_argument(
+        "--format", default=None, help="force the reader format of --reference (default: detect)"
+    )
+    parser.add_argument(
+        "--geometry",
+        default="ecal",
+        choices=("ecal", "ahcal"),
+        help="calorimeter geometry (default: ecal)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the simulated reference "
+        "(default: the snapshot's training seed + 1, i.e. held out)",
+    )
+    parser.add_argument(
+        "--top", type=int, default=4, help="highest-KLD latents to correlate (default: 4)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=200,
+        help="bootstrap replicas for the correlation errors (default: 200)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=512, help="showers per encoder pass (default: 512)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="where the encoder runs: cpu or cuda (default: cpu)"
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="skip the PNG plots (latent.json only)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON line instead of the table"
+    )
     return parser
 
 
 def _headline(study: LatentStudy, record: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
     top = []
     for index in study.top:
-        row: dict[str, Any] = {"latent": index, "kld": float(study.kld[index]), "kld_error": float(study.kld_error[index])}
+        row: dict[str, Any] = {
+            "latent": index,
+            "kld": float(study.kld[index]),
+            "kld_error": float(study.kld_error[index]),
+        }
         for kind in ("pearson", "spearman"):
             row[kind] = {}
             for name in OBSERVABLES:
@@ -513,20 +625,34 @@ def _headline(study: LatentStudy, record: Mapping[str, Any], out_dir: Path) -> d
                 row[kind][name] = [entry[kind], entry[f"{kind}_error"]]
         top.append(row)
     return {
-        "n_showers": study.n, "reference": record["reference"], "kld_sorted": [int(i) for i in study.order],
-        "kld_total": float(study.kld.sum()), "top": top, "time_s": record["time_s"]["total"],
+        "n_showers": study.n,
+        "reference": record["reference"],
+        "kld_sorted": [int(i) for i in study.order],
+        "kld_total": float(study.kld.sum()),
+        "top": top,
+        "time_s": record["time_s"]["total"],
         "json": str(out_dir / "latent.json"),
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the latent study; print the table (or ``--json``: one line). Exit 0, or 2 on bad input."""
+    """Run the latent study; print the table (``--json``: one line). Exit 0, or 2 on bad input."""
     args = build_parser().parse_args(argv)
     try:
         config = LatentConfig(
-            snapshot=args.snapshot, n=args.n, out_dir=args.out, reference=args.reference, format=args.format,
-            geometry=args.geometry, seed=args.seed, top=args.top, bootstrap=args.bootstrap,
-            batch_size=args.batch_size, device=args.device, plots=not args.no_plots, progress=not args.quiet,
+            snapshot=args.snapshot,
+            n=args.n,
+            out_dir=args.out,
+            reference=args.reference,
+            format=args.format,
+            geometry=args.geometry,
+            seed=args.seed,
+            top=args.top,
+            bootstrap=args.bootstrap,
+            batch_size=args.batch_size,
+            device=args.device,
+            plots=not args.no_plots,
+            progress=not args.quiet,
         )
         study, record = run_latent_study(config)
     except (ValueError, FileNotFoundError) as exc:
@@ -534,14 +660,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if record["reference_is_training_data"]:
         print(
-            f"warning: seed {record['seed']} is the seed the snapshot trained on: these are its training showers",
+            f"warning: seed {record['seed']} is the seed the snapshot trained on: "
+            "these are its training showers",
             file=sys.stderr,
         )
     if args.json:
         print(json.dumps(_headline(study, record, args.out), default=str))
     else:
         print(format_table(study, record))
-        print(f"written: {args.out / 'latent.json'}" + "".join(f", {args.out / p}" for p in record["plots"]))
+        print(
+            f"written: {args.out / 'latent.json'}"
+            + "".join(f", {args.out / p}" for p in record["plots"])
+        )
     return 0
 
 

@@ -28,20 +28,31 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mplhep  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors  # noqa: E402
+from matplotlib.image import AxesImage  # noqa: E402
 
 from offline.showers.latent import OBSERVABLES, LatentStudy  # noqa: E402
 from offline.showers.plots import AXIS_LABELS  # noqa: E402
 
-__all__ = ["plot_latent_correlations", "plot_latent_kld", "plot_latent_study", "plot_latent_vs_observables"]
+__all__ = [
+    "plot_latent_correlations",
+    "plot_latent_kld",
+    "plot_latent_study",
+    "plot_latent_vs_observables",
+]
 
 _STYLE = mplhep.style.ROOT
 _LABELS = {
-    **AXIS_LABELS, "incident_energy": "Incident energy [GeV]",
+    **AXIS_LABELS,
+    "incident_energy": "Incident energy [GeV]",
     "visible_per_incident": "Visible / incident energy [MeV/GeV]",
 }
 _SHORT = {
-    "cog_z": "CoG z\n[layer]", "cog_x": "CoG x\n[cells]", "cog_y": "CoG y\n[cells]",
-    "visible_energy": "E$_\\mathrm{vis}$\n[MeV]", "n_hits": "hits", "incident_energy": "E$_\\mathrm{inc}$\n[GeV]",
+    "cog_z": "CoG z\n[layer]",
+    "cog_x": "CoG x\n[cells]",
+    "cog_y": "CoG y\n[cells]",
+    "visible_energy": "E$_\\mathrm{vis}$\n[MeV]",
+    "n_hits": "hits",
+    "incident_energy": "E$_\\mathrm{inc}$\n[GeV]",
     "visible_per_incident": "E$_\\mathrm{vis}$/E$_\\mathrm{inc}$\n[MeV/GeV]",
 }
 _TOP_COLOUR, _OTHER_COLOUR = "tab:red", "0.55"
@@ -65,8 +76,21 @@ def plot_latent_kld(study: LatentStudy, out_dir: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(max(8.0, 0.42 * dims + 2.5), 6))
         x = np.arange(dims)
         bar_colours = [_TOP_COLOUR if int(i) in top else _OTHER_COLOUR for i in order]
-        ax.bar(x, values, yerr=errors, color=bar_colours, width=0.8, capsize=2, error_kw={"elinewidth": 1})
-        ax.set_xticks(x, [str(int(i)) for i in order], fontsize=13 if dims <= 32 else 9, rotation=0 if dims <= 32 else 90)
+        ax.bar(
+            x,
+            values,
+            yerr=errors,
+            color=bar_colours,
+            width=0.8,
+            capsize=2,
+            error_kw={"elinewidth": 1},
+        )
+        ax.set_xticks(
+            x,
+            [str(int(i)) for i in order],
+            fontsize=13 if dims <= 32 else 9,
+            rotation=0 if dims <= 32 else 90,
+        )
         ax.tick_params(axis="x", which="minor", bottom=False, top=False)
         ax.set_xlim(-0.7, dims - 0.3)
         ax.set_xlabel("Latent index, sorted by KLD")
@@ -79,8 +103,11 @@ def plot_latent_kld(study: LatentStudy, out_dir: Path) -> list[str]:
             matplotlib.patches.Patch(color=_OTHER_COLOUR, label="other latents"),
         ]
         ax.legend(
-            handles=handles, fontsize=13, title=f"{study.n} showers, total KLD {study.kld.sum():.2f}",
-            title_fontsize=13, loc="upper right",
+            handles=handles,
+            fontsize=13,
+            title=f"{study.n} showers, total KLD {study.kld.sum():.2f}",
+            title_fontsize=13,
+            loc="upper right",
         )
         fig.tight_layout()
         fig.savefig(out_dir / "latent_kld.png", dpi=100)
@@ -88,12 +115,20 @@ def plot_latent_kld(study: LatentStudy, out_dir: Path) -> list[str]:
     return ["latent_kld.png"]
 
 
-def _matrix_panel(ax: plt.Axes, values: np.ndarray, errors: np.ndarray, rows: list[str], title: str) -> object:
-    image = ax.imshow(np.nan_to_num(values, nan=0.0), cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto")
+def _matrix_panel(
+    ax: plt.Axes, values: np.ndarray, errors: np.ndarray, rows: list[str], title: str
+) -> AxesImage:
+    image = ax.imshow(
+        np.nan_to_num(values, nan=0.0), cmap="RdBu_r", vmin=-1.0, vmax=1.0, aspect="auto"
+    )
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             value = values[i, j]
-            text = "—" if np.isnan(value) else f"{value:+.2f}" + ("" if np.isnan(errors[i, j]) else f"\n±{errors[i, j]:.2f}")
+            text = (
+                "—"
+                if np.isnan(value)
+                else f"{value:+.2f}" + ("" if np.isnan(errors[i, j]) else f"\n±{errors[i, j]:.2f}")
+            )
             shade = "white" if not np.isnan(value) and abs(value) > 0.6 else "black"
             ax.text(j, i, text, ha="center", va="center", fontsize=12, color=shade)
     ax.set_xticks(np.arange(len(OBSERVABLES)), [_SHORT[name] for name in OBSERVABLES], fontsize=12)
@@ -116,7 +151,8 @@ def plot_latent_correlations(study: LatentStudy, out_dir: Path) -> list[str]:
         bar.set_label("Correlation with the latent mean μ", fontsize=16)
         bar.ax.tick_params(labelsize=14)
         fig.suptitle(
-            f"Top latents by KLD vs shower observables ({study.n} showers, ± bootstrap, {table.bootstrap} replicas)",
+            f"Top latents by KLD vs shower observables "
+            f"({study.n} showers, ± bootstrap, {table.bootstrap} replicas)",
             fontsize=15,
         )
         fig.savefig(out_dir / "latent_correlations.png", dpi=100, bbox_inches="tight")
@@ -125,22 +161,43 @@ def plot_latent_correlations(study: LatentStudy, out_dir: Path) -> list[str]:
 
 
 def plot_latent_vs_observables(
-    study: LatentStudy, out_dir: Path, observables: tuple[str, ...] = ("cog_z", "visible_energy", "visible_per_incident"), bins: int = 40
+    study: LatentStudy,
+    out_dir: Path,
+    observables: tuple[str, ...] = ("cog_z", "visible_energy", "visible_per_incident"),
+    bins: int | None = None,
 ) -> list[str]:
-    """``latent_vs_observables.png``: 2-D histograms of each top latent against CoG-z, the visible energy and the response."""
+    """``latent_vs_observables.png``: 2-D histograms of each top latent's mean.
+
+    One row per top latent, one column per observable (CoG-z, visible energy, response).
+
+    Args:
+        study: the latent study.
+        out_dir: output directory.
+        observables: the x variables, one column of panels each.
+        bins: bins per axis (default: ``sqrt(n / 4)`` within 10..50).
+    """
     rows = study.top
+    if bins is None:  # n / bins² = 4 showers per 2-D bin on average (35 bins at n = 5000)
+        bins = int(np.clip(np.sqrt(study.n / 4.0), 10, 50))
     histograms = {}
     for index in rows:
         y = study.mu[:, index]
         for name in observables:
             x = study.observables[name]
-            window = (_core_range(x), _core_range(y))  # outliers would squeeze the bulk into a few bins
+            window = (
+                _core_range(x),
+                _core_range(y),
+            )  # outliers would squeeze the bulk into a few bins
             histograms[index, name] = np.histogram2d(x, y, bins=bins, range=window)
     peak = max(float(h[0].max()) for h in histograms.values())
     norm = colors.LogNorm(vmin=1.0, vmax=max(peak, 2.0))
     with plt.style.context(_STYLE):
-        fig, axes = plt.subplots(len(rows), len(observables), figsize=(6.0 * len(observables) + 1.5, 4.2 * len(rows)),
-                                 squeeze=False)
+        fig, axes = plt.subplots(
+            len(rows),
+            len(observables),
+            figsize=(6.0 * len(observables) + 1.5, 4.2 * len(rows)),
+            squeeze=False,
+        )
         mesh = None
         for r, index in enumerate(rows):
             for c, name in enumerate(observables):
@@ -149,9 +206,26 @@ def plot_latent_vs_observables(
                 masked = np.ma.masked_less(counts.T, 1.0)
                 mesh = ax.pcolormesh(x_edges, y_edges, masked, norm=norm, cmap="viridis")
                 entry = study.correlations.entry(f"z{index}", name)
-                text = f"r = {entry['pearson']:+.3f}\nρ = {entry['spearman']:+.3f}" if entry["pearson"] is not None else "constant"
-                ax.text(0.03, 0.96, text, transform=ax.transAxes, ha="left", va="top", fontsize=15,
-                        bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.6", "boxstyle": "round"})
+                text = (
+                    f"r = {entry['pearson']:+.3f}\nρ = {entry['spearman']:+.3f}"
+                    if entry["pearson"] is not None
+                    else "constant"
+                )
+                ax.text(
+                    0.03,
+                    0.96,
+                    text,
+                    transform=ax.transAxes,
+                    ha="left",
+                    va="top",
+                    fontsize=15,
+                    bbox={
+                        "facecolor": "white",
+                        "alpha": 0.85,
+                        "edgecolor": "0.6",
+                        "boxstyle": "round",
+                    },
+                )
                 ax.set_xlabel(_LABELS[name], fontsize=17)
                 ax.set_ylabel(f"z{index} mean μ", fontsize=17)
                 ax.tick_params(labelsize=15)
