@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from emulator.double_buffer import RAGGED, ColumnLayout, Ragged
 from stream.errors import SchemaError
-from stream.schema import EVENT_ID, feature_columns, grid_shape_of, schema_kind
+from stream.schema import EVENT_ID, grid_shape_of, schema_kind, training_columns, truth_columns
 
 __all__ = ["BatchAdapter", "EventAdapter", "ShowerAdapter", "adapter_for"]
 
@@ -43,10 +43,16 @@ def _ids(batch: pa.RecordBatch) -> np.ndarray:
 
 
 class EventAdapter:
-    """Flat events: every feature column goes to the buffer as float32."""
+    """Flat events: every feature column but the truth goes to the buffer as float32.
+
+    Truth columns (``is_signal``; :func:`stream.schema.truth_columns`) reach neither the
+    trigger menu nor the buffer: a cut on one is refused as an unknown column and no model
+    can train on one. The classical trigger stores whole records, truth included.
+    """
 
     def __init__(self, schema: pa.Schema) -> None:
-        self.columns = feature_columns(schema)
+        self.columns = training_columns(schema)
+        self.truth = truth_columns(schema)
         self.layout: ColumnLayout = {c: ((), np.float32) for c in self.columns}
         self.constants: dict[str, np.ndarray] = {}
 

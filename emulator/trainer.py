@@ -50,6 +50,7 @@ import torch
 from emulator.adapter import BatchAdapter, adapter_for
 from emulator.config import RunConfig
 from emulator.double_buffer import Buffer, DoubleBuffer
+from emulator.errors import ConfigError
 from emulator.interrupt import Interrupt
 from emulator.manifest import RunManifest
 from emulator.progress import Progress
@@ -195,6 +196,7 @@ class Trainer:
     def _start(self, schema: pa.Schema) -> None:
         self._schema = schema
         self._adapter = adapter_for(schema)
+        _refuse_truth(getattr(self._adapter, "truth", ()), self.menu.columns, getattr(self.model, "columns", None))
         self._buffers = DoubleBuffer(self.config.buffer.size, self._adapter.layout, self._buffer_index_base)
         self._buffers_ready.set()
 
@@ -476,3 +478,18 @@ class Trainer:
 
     def _refresh(self, force: bool = False) -> None:
         self._bar.refresh(self.summary, sum(self._bad_now().values()), force=force)
+
+
+def _refuse_truth(truth: Any, cut_columns: Any, model_columns: Any) -> None:
+    """Refuse a trigger cut or a model column on generator truth (``is_signal``).
+
+    Raises:
+        ConfigError: naming the truth columns and where they were asked for.
+    """
+    truth = set(truth)
+    for where, columns in (("the trigger menu cuts on", cut_columns), ("the model trains on", model_columns)):
+        asked = sorted(truth & set(columns or ()))
+        if asked:
+            msg = (f"{where} {asked}, which the stream marks as generator truth: truth columns are stored "
+                   "for evaluation but never reach the trigger or the training buffers")
+            raise ConfigError(msg)

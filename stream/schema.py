@@ -17,7 +17,11 @@ Two kinds exist:
   ``geometry``.
 
 Metadata keys (bytes in Arrow): ``kind``, ``schema_version`` and, for showers,
-``grid_shape`` and ``geometry``.
+``grid_shape`` and ``geometry``. Field metadata: ``unit``, and ``role = truth`` on a
+generator's truth columns (``is_signal``): they travel with the events and are stored by
+the classical trigger for evaluation, but :func:`training_columns` leaves them out, so
+neither the trigger menu nor a training buffer ever sees them. ``is_signal`` counts as
+truth by its name too (files written before the marker existed).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ __all__ = [
     "FEATURE_TYPE",
     "event_schema",
     "feature_columns",
+    "training_columns",
+    "truth_columns",
     "grid_shape_of",
     "schema_kind",
     "shower_schema",
@@ -43,14 +49,20 @@ __all__ = [
 EVENT_ID = "event_id"
 FEATURE_TYPE = pa.float32()
 """Arrow type of every event feature column (see the module docstring for why float32)."""
+TRUTH_NAMES = ("is_signal",)
+"""Columns that are generator truth by their name, whatever their metadata."""
 
 
-def event_schema(columns: Sequence[str], units: Mapping[str, str] | None = None) -> pa.Schema:
+def event_schema(
+    columns: Sequence[str], units: Mapping[str, str] | None = None, truth: Sequence[str] = TRUTH_NAMES
+) -> pa.Schema:
     """Schema of an event topic: ``event_id`` (uint64) then one float32 column per feature.
 
     Args:
         columns: feature column names, in order.
         units: optional unit string per column, stored as field metadata.
+        truth: the columns among ``columns`` that are generator truth (marked
+            ``role = truth``; kept out of the trigger and the buffers).
 
     Returns:
         The Arrow schema with ``kind=events`` and the schema version in its metadata.
@@ -67,8 +79,10 @@ def event_schema(columns: Sequence[str], units: Mapping[str, str] | None = None)
     units = dict(units or {})
     fields = [pa.field(EVENT_ID, pa.uint64(), nullable=False)]
     for name in columns:
-        meta = {b"unit": units[name].encode()} if name in units else None
-        fields.append(pa.field(name, FEATURE_TYPE, nullable=False, metadata=meta))
+        meta = {b"unit": units[name].encode()} if name in units else {}
+        if name in truth:
+            meta[b"role"] = b"truth"
+        fields.append(pa.field(name, FEATURE_TYPE, nullable=False, metadata=meta or None))
     return pa.schema(fields, metadata={b"kind": b"events", b"schema_version": SCHEMA_VERSION.encode()})
 
 
@@ -121,8 +135,33 @@ def grid_shape_of(schema: pa.Schema) -> tuple[int, int, int]:
 
 
 def feature_columns(schema: pa.Schema) -> list[str]:
-    """Feature column names of an event schema (everything but ``event_id``)."""
+    """Feature column names of an event schema (everything but ``event_id``, truth included)."""
     return [n for n in schema.names if n != EVENT_ID]
+
+
+def truth_columns(schema: pa.Schema) -> list[str]:
+    """Generator truth columns: marked ``role = truth``, or named in :data:`TRUTH_NAMES`.
+
+    Example:
+        >>> truth_columns(event_schema(["mass", "is_signal"]))
+        ['is_signal']
+    """
+    return [
+        f.name
+        for f in schema
+        if f.name != EVENT_ID and (f.name in TRUTH_NAMES or (f.metadata or {}).get(b"role") == b"truth")
+    ]
+
+
+def training_columns(schema: pa.Schema) -> list[str]:
+    """The columns a trigger may cut on and a buffer holds: the features without the truth.
+
+    Example:
+        >>> training_columns(event_schema(["mass", "is_signal"]))
+        ['mass']
+    """
+    truth = set(truth_columns(schema))
+    return [n for n in feature_columns(schema) if n not in truth]
 
 
 def validate_batch(batch: pa.RecordBatch, expected: pa.Schema) -> None:
