@@ -111,8 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed",
         type=int,
-        default=0,
-        help="seed of the reference sample; models derive theirs (default: 0)",
+        default=None,
+        help="seed of the reference sample; models derive theirs (default: the snapshot's training "
+        "seed + 1 for a snapshot trained on the simulator, so the reference is held out; else 0)",
     )
     parser.add_argument(
         "--classifier",

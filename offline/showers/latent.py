@@ -51,6 +51,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from offline.showers.cross_correlations import CrossCorrelation, cross_correlations
+from offline.showers.snapshot_model import held_out_seed
 
 __all__ = [
     "OBSERVABLES",
@@ -301,33 +302,6 @@ def latent_study(
         mu=mu,
         observables=observables,
     )
-
-
-def held_out_seed(manifest: Mapping[str, Any], seed: int | None) -> tuple[int, int | None]:
-    """The reference seed to use, and the seed of the simulator stream the snapshot trained on.
-
-    Args:
-        manifest: the snapshot's manifest (its ``data_identity``).
-        seed: the requested seed, or None for the default: the training seed + 1 for a
-            snapshot trained on the reference simulator (``showers:...`` source), else 0.
-
-    Returns:
-        ``(seed, training seed or None)``.
-
-    Example:
-        >>> held_out_seed({"data_identity": {"source": "showers:ecal", "seed": 0}}, None)
-        (1, 0)
-        >>> held_out_seed({"data_identity": {"source": "zarr:photons.zarr", "seed": None}}, None)
-        (0, None)
-    """
-    identity = manifest.get("data_identity") or {}
-    trained = (
-        identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
-    )
-    trained = int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else None
-    if seed is None:
-        seed = trained + 1 if trained is not None else 0
-    return int(seed), trained
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ limited by time, not memory.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,7 +45,10 @@ class RunConfig:
         out_dir: report directory (created).
         geometry: ``"ecal"`` or ``"ahcal"`` (a file's own geometry wins if it has one).
         seed: seed of the held-out reference sample and of the energies; models get
-            their own seed derived from it.
+            their own seed derived from it. None (the default): 0, or for a snapshot
+            trained on the reference simulator (``showers:...``) its training seed + 1, so
+            the reference showers are never the ones it trained on (an explicit seed equal
+            to the training seed warns and sets ``run.reference_is_training_data``).
         reference: reference file, or ``None`` to simulate one.
         format: reader format, or ``None`` to detect it.
         chunk_size: showers per chunk.
@@ -59,7 +63,7 @@ class RunConfig:
     n: int = 10_000
     out_dir: Path = Path("showers-report")
     geometry: str = "ecal"
-    seed: int = 0
+    seed: int | None = None
     reference: Path | None = None
     format: str | None = None
     chunk_size: int = 2000
@@ -72,7 +76,7 @@ class RunConfig:
         if self.n < 20:
             msg = f"n must be at least 20 showers per sample, got {self.n}"
             raise ValueError(msg)
-        if self.seed < 0:
+        if self.seed is not None and self.seed < 0:
             msg = f"seed must be >= 0, got {self.seed}"
             raise ValueError(msg)
 
@@ -167,6 +171,16 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
     full_geometry = geometry
     if callable(window_of):  # a model of a window of the grid (BIB-AE small: the central 10 x 10)
         geometry = window_of()
+    trained_seed = getattr(model, "training_seed", None)
+    seed = config.seed if config.seed is not None else (trained_seed + 1 if trained_seed is not None else 0)
+    config = replace(config, seed=seed)
+    reference_is_training = config.reference is None and trained_seed is not None and seed == trained_seed
+    if reference_is_training:
+        warnings.warn(
+            f"--seed {seed} is the seed of the simulator stream the snapshot trained on: the reference "
+            "showers are training showers, not held-out ones (leave --seed out to draw another stream)",
+            stacklevel=2,
+        )
     if config.reference is not None:
         file_geometry, chunks, count = load_reference(
             config.reference, config.n, config.format, config.chunk_size, config.progress
@@ -182,19 +196,19 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         reference_label = str(config.reference)
     else:
         reference = _summarise(
-            simulate_reference(geometry, config.n, config.seed, config.chunk_size, config.progress),
+            simulate_reference(geometry, config.n, seed, config.chunk_size, config.progress),
             geometry.threshold_mev,
             keep,
             per_shower_hits=True,
         )
-        reference_label = f"simulated held-out sample (seed {config.seed})"
+        reference_label = f"simulated held-out sample (seed {seed})"
 
     timing = GenerationTiming()
     generated = _summarise(
         generate_timed(
             model,
             reference.energies,
-            config.seed,
+            seed,
             chunk_size=config.chunk_size,
             progress=config.progress,
             timing=timing,
@@ -218,7 +232,9 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
         "grid": "×".join(str(s) for s in geometry.shape),
         "threshold_mev": geometry.threshold_mev,
         "n_showers": len(reference),
-        "seed": config.seed,
+        "seed": seed,
+        "training_seed": trained_seed,
+        "reference_is_training_data": reference_is_training,
         "reference": reference_label,
         "classifier": settings.classifier.name,
     }

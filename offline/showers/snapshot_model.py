@@ -19,12 +19,13 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SnapshotGenerator"]
+__all__ = ["SnapshotGenerator", "held_out_seed"]
 
 
 class SnapshotGenerator:
@@ -58,6 +59,9 @@ class SnapshotGenerator:
             raise ValueError(msg)
         self.model = loaded.model
         self.snapshot = Path(snapshot)
+        # The seed of the simulator stream it trained on (None: another source), so the
+        # validation can draw its reference from another one.
+        self.training_seed = held_out_seed(loaded.manifest, 0)[1]
         self.kind = loaded.model.kind
         self.device = device
         self.sample_options = {k: v for k, v in sample_options.items() if v is not None}
@@ -100,3 +104,30 @@ class SnapshotGenerator:
             condition={"incident_energy": energies.to(self.model.device)}, **self.sample_options,
         )
         return out["showers"].detach().cpu().numpy().astype(np.float32, copy=False)
+
+
+def held_out_seed(manifest: Mapping[str, Any], seed: int | None) -> tuple[int, int | None]:
+    """The reference seed to use, and the seed of the simulator stream the snapshot trained on.
+
+    Args:
+        manifest: the snapshot's manifest (its ``data_identity``).
+        seed: the requested seed, or None for the default: the training seed + 1 for a
+            snapshot trained on the reference simulator (``showers:...`` source), else 0.
+
+    Returns:
+        ``(seed, training seed or None)``.
+
+    Example:
+        >>> held_out_seed({"data_identity": {"source": "showers:ecal", "seed": 0}}, None)
+        (1, 0)
+        >>> held_out_seed({"data_identity": {"source": "zarr:photons.zarr", "seed": None}}, None)
+        (0, None)
+    """
+    identity = manifest.get("data_identity") or {}
+    trained = (
+        identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
+    )
+    trained = int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else None
+    if seed is None:
+        seed = trained + 1 if trained is not None else 0
+    return int(seed), trained

@@ -58,3 +58,23 @@ def test_snapshot_model_errors_are_user_errors(snapshot: Path, tmp_path: Path, c
     assert main(["--model", "reference", "--snapshot", str(snapshot), "--n", "40", "--out", str(tmp_path / "c"),
                  "--quiet"]) == 2
     assert "apply to bibae" in capsys.readouterr().err
+
+
+def test_the_reference_is_never_the_training_stream_by_default(snapshot: Path, tmp_path: Path) -> None:
+    # A snapshot trained on the simulator stream seed 0 (``showers:ecal``): the simulated reference
+    # of the same seed would be its first N training showers.
+    trained = tmp_path / "trained"
+    write_snapshot(trained, build_model("bibae", TINY), {"data_identity": {"source": "showers:ecal", "seed": 0}})
+    args = ["--model", "bibae", "--snapshot", str(trained), "--n", "60", "--no-plots", "--no-physics-distances",
+            "--quiet", "--classifier-runs", "1"]
+    assert main([*args, "--out", str(tmp_path / "default")]) == 0
+    run = json.loads((tmp_path / "default" / "metrics.json").read_text())["run"]
+    assert (run["seed"], run["training_seed"], run["reference_is_training_data"]) == (1, 0, False)
+    with pytest.warns(UserWarning, match="training showers"):
+        assert main([*args, "--seed", "0", "--out", str(tmp_path / "same")]) == 0
+    run = json.loads((tmp_path / "same" / "metrics.json").read_text())["run"]
+    assert (run["seed"], run["reference_is_training_data"]) == (0, True)
+    # Another source (or none recorded): the default seed stays 0.
+    assert main([*args[:3], str(snapshot), *args[4:], "--out", str(tmp_path / "other")]) == 0
+    run = json.loads((tmp_path / "other" / "metrics.json").read_text())["run"]
+    assert (run["seed"], run["training_seed"]) == (0, None)
