@@ -16,6 +16,14 @@ validation events. The figures for ``docs/dijet.md`` came from::
 (``train_cut.parquet``: the first 110 000 events of the seed-1 stream; one run takes
 3–11 minutes on one core). Last line: one JSON object with the settings and the last
 buffer's figures.
+
+``--score SNAPSHOT ...`` instead scores trained snapshots (emulator runs) on the events
+file, which must be events none of them trained on (for the 300 k runs: an independent
+seed, ``python -m stream.generators.dijet --events 15000 --out validation.parquet
+--option dijet.seed=5``)::
+
+    python benchmarks/dijet_settings.py runs/dijet/validation.parquet --validation 14278 \
+        --score runs/dijet300k/snapshot runs/dijet300k-lr3/snapshot
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--buffers", type=int, default=None, help="stop after this many buffers")
     parser.add_argument("--seed", type=int, default=1, help="model seed (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--score", nargs="+", metavar="SNAPSHOT", default=None,
+                        help="score these snapshots on the last --validation events instead of training")
     return parser
 
 
@@ -72,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     x = torch.tensor(events.x, dtype=torch.float32)
-    if len(x) < args.validation + args.buffer:
+    if len(x) < args.validation + (0 if args.score else args.buffer):
         print(f"error: {len(x)} events pass the trigger; need --validation + --buffer", file=sys.stderr)
         return 2
     validation, train = x[-args.validation :], x[: -args.validation]
+    if args.score:
+        return _score(args.score, validation)
     probe = {c: validation[:5000, i] for i, c in enumerate(FEATURES)}
     model = OnlineFlowEnsemble(
         columns=list(FEATURES), log_columns=[] if args.no_log else ["mjj", "mj1"], noise_dims=5,
@@ -104,6 +116,26 @@ def main(argv: list[str] | None = None) -> int:
                             "sr_fraction": _in_region(mjj)}
         print(json.dumps(row), flush=True)
     print(json.dumps({**settings, "last": row}))
+    return 0
+
+
+def _score(snapshots: list[str], validation: torch.Tensor) -> int:
+    """Validation NLL and signal-region fraction of each snapshot's SWA (else live) weights."""
+    from emulator.snapshot import load_snapshot
+    from offline.cwola.data import FEATURES
+
+    probe = {c: validation[:, i] for i, c in enumerate(FEATURES)}
+    results = {}
+    for path in snapshots:
+        model = load_snapshot(path).model
+        nll = -model.log_prob(probe, noise_samples=8).reshape(-1).numpy()
+        mjj = model.sample(100_000, seed=3)["mjj"].reshape(-1).numpy()
+        results[path] = {"nll": float(np.mean(nll)), "nll_error": float(np.std(nll) / np.sqrt(len(nll))),
+                         "sr_fraction": _in_region(mjj)}
+        print(f"{path}: NLL {results[path]['nll']:.4f} ± {results[path]['nll_error']:.4f} nats, "
+              f"SR fraction {results[path]['sr_fraction']:.4f}", flush=True)
+    print(json.dumps({"validation_events": len(validation), "validation_sr_fraction": _in_region(validation[:, 0].numpy()),
+                      "snapshots": results}))
     return 0
 
 
