@@ -173,6 +173,25 @@ def _sample_group(snapshots: list[Any], settings: BumpHuntSettings) -> MemberHis
     return histograms
 
 
+def _training_histogram(stored: Mapping[str, np.ndarray] | None, settings: BumpHuntSettings, n_events: int) -> np.ndarray:
+    """Histogram of the events the ensemble trained on: the stored events, if they are all of them.
+
+    Raises:
+        BumpHuntError: no stored events, or fewer than were trained (a prescaled store
+            cannot show the training data's own fluctuation).
+    """
+    if stored is None:
+        msg = "--locate-pseudo members+absorbed needs the training events: the snapshot stored none"
+        raise BumpHuntError(msg)
+    masses = stored[settings.column]
+    if masses.size != n_events:
+        msg = (f"--locate-pseudo members+absorbed needs every training event stored (prescale 1); "
+               f"{masses.size} stored, {n_events} trained")
+        raise BumpHuntError(msg)
+    edges = settings.binning.edges
+    return np.histogram(masses, bins=edges)[0].astype(np.float64)
+
+
 def _analyse_group(
     snapshots: list[Any], settings: BumpHuntSettings, timings: dict[str, float]
 ) -> EnsembleAnalysis:
@@ -188,6 +207,14 @@ def _analyse_group(
     histograms = _sample_group(snapshots, settings)
     timings["sample"] += time.perf_counter() - t0
 
+    stored_path = snapshots[0].stored_events_path
+    stored = None
+    if stored_path is not None and Path(stored_path).exists():
+        stored = read_stored_events(stored_path, settings.column)
+    training_counts = None
+    if settings.locate_pseudo == "members+absorbed":
+        training_counts = _training_histogram(stored, settings, n_events)
+
     t0 = time.perf_counter()
     with warnings_module.catch_warnings(record=True) as caught:
         warnings_module.simplefilter("always", RuntimeWarning)
@@ -202,15 +229,12 @@ def _analyse_group(
             sampling_noise=settings.sampling_noise,
             refit_pseudo=settings.refit_pseudo,
             locate_pseudo=settings.locate_pseudo,
+            training_counts=training_counts,
         )
     warnings.extend(str(w.message) for w in caught)
     timings["ensemble_fit_scan"] += time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    stored_path = snapshots[0].stored_events_path
-    stored = None
-    if stored_path is not None and Path(stored_path).exists():
-        stored = read_stored_events(stored_path, settings.column)
     data_description = "stored events" if stored is not None else None
     if settings.null:
         lam = find_config_value(manifest.get("config"), "signal_fraction")
@@ -309,6 +333,10 @@ def _analyse_group(
         "n_pseudo": scan.n_pseudo,
         "refit_pseudo": settings.refit_pseudo,
         "locate_pseudo": settings.locate_pseudo,
+        "absorbed_fluctuation": (
+            {"amplitude": ens.absorbed.amplitude, "width_bins": ens.absorbed.width}
+            if ens.absorbed is not None else None
+        ),
         "effective_trials": scan.effective_trials,
         "significance_calibrated": scan.calibrated_significance,
         "fit": {

@@ -143,10 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--locate-pseudo",
-        choices=("members", "members+data", "poisson"),
+        choices=("members", "members+absorbed", "members+data", "poisson"),
         default="members",
         help="how the flow's calibration pseudo-experiments fluctuate: members' covariance / (N/2) "
-        "(default), plus one replica's covariance for the data, or Poisson counts (before the fix)",
+        "(default), plus the training data's fluctuation the flow absorbed (fitted on this "
+        "ensemble; needs every training event stored), plus one replica's covariance for the "
+        "data, or Poisson counts (before the fix)",
     )
     parser.add_argument(
         "--propose-trigger",

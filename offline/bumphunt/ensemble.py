@@ -41,7 +41,7 @@ from offline.bumphunt.significance import (
     uncertainty_options,
 )
 
-__all__ = ["LOCATE_PSEUDO", "SAMPLING_NOISE_POLICIES", "EnsembleBumpHunt", "ensemble_bump_hunt"]
+__all__ = ["LOCATE_PSEUDO", "SAMPLING_NOISE_POLICIES", "AbsorbedFluctuation", "EnsembleBumpHunt", "absorbed_fluctuation", "ensemble_bump_hunt"]
 
 MIN_MEMBERS = 3
 SAMPLING_NOISE_POLICIES = ("subtract", "keep")
@@ -52,6 +52,16 @@ LOCATE_PSEUDO = {
     "members+data": "the members' covariance times (1 + N/2) / (N/2): the same plus one "
     "replica's covariance for the data the ensemble was trained on (bootstrap principle; "
     "conservative where training noise dominates the spread: mean -3.15 on those runs)",
+    "members+absorbed": "the members' covariance over half their number plus the part of the "
+    "training data's own fluctuation that the flow absorbed, measured on this ensemble: the "
+    "locating mean's residual regressed on the training data's residual smoothed by a Gaussian "
+    "kernel, r_flow = a K r_data (a, width fitted); adds a² K P Kᵀ (P: the data's Poisson "
+    "variance), which the members' spread cannot show because all members share that data "
+    "(needs the training events: stored at prescale 1). Measured: on flow-like toys that "
+    "follow 60 % of their data it moves the null's calibrated significance from mean +1.25, "
+    "std 1.70 to -0.49, 1.24; on the 10 real background-only coverage runs from 0.07, 1.76 "
+    "to -0.45, 1.53 (same samples, 400 pseudo-experiments): the real flows absorb little (share "
+    "0-1, median 0.4), so it is not the default",
     "poisson": "Poisson counts of the fit plus the members' per-bin variance over half their "
     "number: right for white, count-like fluctuations (histogram bootstraps: uniform p by KS "
     "over 200 toys in the slow tests), too noisy for a smooth flow (real null runs: mean -6.0; "
@@ -81,6 +91,7 @@ class EnsembleBumpHunt:
         sampling_variance: mean sampling variance of one O_i and one B_i (events²).
         sampling_noise: ``"subtract"`` or ``"keep"``.
         invalid_member_fits: indices of measuring members whose fit was invalid (dropped).
+        absorbed: the absorbed training-data fluctuation (``members+absorbed`` only).
     """
 
     locate: BumpHuntResult
@@ -99,6 +110,7 @@ class EnsembleBumpHunt:
     sampling_variance: dict[str, float] = field(default_factory=dict)
     sampling_noise: str = "subtract"
     invalid_member_fits: list[int] = field(default_factory=list)
+    absorbed: AbsorbedFluctuation | None = None
 
 
 def _locate_pseudo_noise(counts: np.ndarray, scale: float, half: int, policy: str) -> dict[str, np.ndarray | None]:
@@ -110,7 +122,7 @@ def _locate_pseudo_noise(counts: np.ndarray, scale: float, half: int, policy: st
         return {"extra_variance": extra}
     # Σ = deviationsᵀ deviations / (n − 1) is the members' covariance (all members: the
     # best estimate of it); the mean of `half` of them has Σ / half about the ensemble.
-    kappa = 1.0 / half + (1.0 if policy == "members+data" else 0.0)
+    kappa = 1.0 / half + (1.0 if policy == "members+data" else 0.0)  # "members+absorbed": added by the caller
     # Each member's histogram carries its own multinomial sampling noise, independent from
     # bin to bin (variance scale² c per bin). The members' covariance less that noise is
     # the covariance of the densities themselves (positive part of its spectrum); the
@@ -123,6 +135,79 @@ def _locate_pseudo_noise(counts: np.ndarray, scale: float, half: int, policy: st
     keep = values > 0
     basis = (vectors[:, keep] * np.sqrt(values[keep] * kappa)).T
     return {"fluctuations": basis, "extra_variance": per_member / half}
+
+
+ABSORB_WIDTHS = (0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0)
+"""Gaussian kernel widths (bins) tried for the absorbed data fluctuation."""
+
+
+@dataclass(frozen=True)
+class AbsorbedFluctuation:
+    """How much of its training data's fluctuation a model's histogram follows.
+
+    ``r_flow ≈ amplitude · K r_data`` with ``K`` a row-normalised Gaussian smoothing of
+    ``width`` bins (0: none) and ``r = counts − fit`` for the model's mean histogram and for
+    the training data; ``basis`` (rows) has covariance ``a² K P Kᵀ`` with ``P`` the data
+    fit's Poisson variance and ``a²`` the fitted amplitude squared less its estimation
+    variance.
+    """
+
+    amplitude: float
+    width: float
+    basis: np.ndarray
+
+
+def _smoothing(n_bins: int, width: float) -> np.ndarray:
+    if width <= 0:
+        return np.eye(n_bins)
+    x = np.arange(n_bins)
+    kernel = np.exp(-0.5 * ((x[:, None] - x[None, :]) / width) ** 2)
+    return kernel / kernel.sum(axis=1, keepdims=True)
+
+
+def absorbed_fluctuation(
+    model_counts: np.ndarray, model_expected: np.ndarray, data_counts: np.ndarray, data_expected: np.ndarray,
+    widths: tuple[float, ...] = ABSORB_WIDTHS,
+) -> AbsorbedFluctuation:
+    """Fit ``r_model = a K_w r_data`` (least squares; the width ``w`` of smallest residual).
+
+    The model's residual also holds its own training noise, which is independent of the
+    data's Poisson fluctuation, so the fitted amplitude is not biased by it. ``a`` is
+    clipped to [0, 1] (a model follows at most all of its data).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> truth = np.full(200, 400.0)
+        >>> data = rng.poisson(truth).astype(float)
+        >>> model = truth + 0.5 * (data - truth) + rng.normal(0, 5, 200)
+        >>> fit = absorbed_fluctuation(model, truth, data, truth)
+        >>> float(np.round((fit.basis ** 2).sum(axis=0)[20:180].mean() / 400, 2))  # ≈ 0.5²
+        0.26
+    """
+    r_model = np.asarray(model_counts, dtype=np.float64) - model_expected
+    r_data = np.asarray(data_counts, dtype=np.float64) - data_expected
+    n_bins = r_data.size
+    best: tuple[float, float, float, np.ndarray] | None = None
+    for width in widths:
+        kernel = _smoothing(n_bins, width)
+        smoothed = kernel @ r_data
+        norm = float(smoothed @ smoothed)
+        if norm <= 0:
+            continue
+        amplitude = float(np.clip((r_model @ smoothed) / norm, 0.0, 1.0))
+        residual = float(np.sum((r_model - amplitude * smoothed) ** 2))
+        if best is None or residual < best[0]:
+            best = (residual, amplitude, width, kernel)
+    if best is None:
+        return AbsorbedFluctuation(0.0, 0.0, np.zeros((1, n_bins)))
+    residual, amplitude, width, kernel = best
+    # The covariance needs a², and the fitted a carries its own estimation noise, which
+    # would inflate a² on average: subtract its variance (residual variance / |K r|²).
+    smoothed = kernel @ r_data
+    noise = residual / max(n_bins - 1, 1) / float(smoothed @ smoothed)
+    variance_share = max(amplitude**2 - noise, 0.0)
+    basis = np.sqrt(variance_share) * (kernel * np.sqrt(np.clip(data_expected, 0.0, None))[None, :]).T
+    return AbsorbedFluctuation(amplitude, width, basis)
 
 
 def _member_fit(member: np.ndarray, edges: np.ndarray, fit_order: int) -> BackgroundFit | None:
@@ -146,6 +231,7 @@ def ensemble_bump_hunt(
     sampling_noise: str = "subtract",
     refit_pseudo: bool = True,
     locate_pseudo: str = "members",
+    training_counts: np.ndarray | None = None,
 ) -> EnsembleBumpHunt:
     """Locate with the first half of the members, measure with the second half.
 
@@ -164,6 +250,8 @@ def ensemble_bump_hunt(
             global p-value, :func:`offline.bumphunt.scan.bump_hunt_refit`).
         locate_pseudo: how the locating scan's pseudo-experiments fluctuate (see
             :data:`LOCATE_PSEUDO`); only with ``refit_pseudo``.
+        training_counts: histogram (same binning, events) of the events the ensemble
+            trained on; needed by ``locate_pseudo="members+absorbed"``.
 
     Raises:
         BumpHuntError: fewer than three members, no events, a failed locating fit, or
@@ -193,10 +281,24 @@ def ensemble_bump_hunt(
     except ValueError as err:
         msg = f"ensemble bump hunt: the locating half's histogram cannot be fitted: {err}"
         raise BumpHuntError(msg) from err
+    absorbed = None
+    if locate_pseudo == "members+absorbed":
+        if training_counts is None or np.shape(training_counts) != locating.shape:
+            msg = ("locate_pseudo='members+absorbed' needs the histogram of the training events "
+                   f"({locating.size} bins); got {None if training_counts is None else np.shape(training_counts)}")
+            raise BumpHuntError(msg)
+        try:
+            data_fit = fit_background(np.asarray(training_counts, dtype=np.float64), edges, fit_order)
+        except ValueError as err:
+            msg = f"ensemble bump hunt: the training events' histogram cannot be fitted: {err}"
+            raise BumpHuntError(msg) from err
+        absorbed = absorbed_fluctuation(locating, locate_fit.expected, training_counts, data_fit.expected)
     if refit_pseudo:
+        noise = _locate_pseudo_noise(counts, scale, half, locate_pseudo)
+        if absorbed is not None:
+            noise["fluctuations"] = np.vstack([noise["fluctuations"], absorbed.basis])  # type: ignore[list-item]
         locate = bump_hunt_refit(
-            locating, locate_fit, scan, n_pseudo=n_pseudo, seed=seed,
-            statistic="gaussian", **_locate_pseudo_noise(counts, scale, half, locate_pseudo),
+            locating, locate_fit, scan, n_pseudo=n_pseudo, seed=seed, statistic="gaussian", **noise,
         )
     else:
         locate = bump_hunt(locating, locate_fit.expected, scan, n_pseudo=n_pseudo, seed=seed)
@@ -280,4 +382,5 @@ def ensemble_bump_hunt(
         sampling_variance=sampling,
         sampling_noise=sampling_noise,
         invalid_member_fits=invalid,
+        absorbed=absorbed,
     )

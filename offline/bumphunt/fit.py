@@ -132,8 +132,11 @@ def _minimise(
     n_log_n = np.where(n > 0, n * np.log(np.where(n > 0, n, 1.0)), 0.0)
 
     def expected(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f = np.exp(powers @ c) * weights
-        return f.sum(axis=1), f
+        # MIGRAD may probe parameters whose exponent overflows; the deviance turns an
+        # infinite mu into 1e300, so the overflow itself is expected, not an error.
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = np.exp(powers @ c) * weights
+            return f.sum(axis=1), f
 
     def deviance(c: np.ndarray) -> float:
         mu, _ = expected(np.asarray(c))
