@@ -60,7 +60,7 @@ LOCATE_PSEUDO = {
     "(needs the training events: stored at prescale 1). Measured: on flow-like toys that "
     "follow 60 % of their data it moves the null's calibrated significance from mean +1.25, "
     "std 1.70 to -0.49, 1.24; on the 10 real background-only coverage runs from 0.07, 1.76 "
-    "to -0.45, 1.53 (same samples, 400 pseudo-experiments): the real flows absorb little (share "
+    "to -0.37, 1.55 (same samples, 400 pseudo-experiments): the real flows absorb little (share "
     "0-1, median 0.4), so it is not the default",
     "poisson": "Poisson counts of the fit plus the members' per-bin variance over half their "
     "number: right for white, count-like fluctuations (histogram bootstraps: uniform p by KS "
