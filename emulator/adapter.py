@@ -46,8 +46,8 @@ class EventAdapter:
     """Flat events: every feature column but the truth goes to the buffer as float32.
 
     Truth columns (``is_signal``; :func:`stream.schema.truth_columns`) reach neither the
-    trigger menu nor the buffer: a cut on one is refused as an unknown column and no model
-    can train on one. The classical trigger stores whole records, truth included.
+    trigger menu nor the buffer (the trainer refuses a cut or a model column on one, naming
+    it); the classical trigger stores whole records, truth included.
     """
 
     def __init__(self, schema: pa.Schema) -> None:

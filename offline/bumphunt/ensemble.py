@@ -187,7 +187,7 @@ def absorbed_fluctuation(
     r_model = np.asarray(model_counts, dtype=np.float64) - model_expected
     r_data = np.asarray(data_counts, dtype=np.float64) - data_expected
     n_bins = r_data.size
-    best: tuple[float, float, float, np.ndarray] | None = None
+    best: tuple[float, float, float, np.ndarray, float] | None = None
     for width in widths:
         kernel = _smoothing(n_bins, width)
         smoothed = kernel @ r_data
@@ -197,14 +197,13 @@ def absorbed_fluctuation(
         amplitude = float(np.clip((r_model @ smoothed) / norm, 0.0, 1.0))
         residual = float(np.sum((r_model - amplitude * smoothed) ** 2))
         if best is None or residual < best[0]:
-            best = (residual, amplitude, width, kernel)
+            best = (residual, amplitude, width, kernel, norm)
     if best is None:
         return AbsorbedFluctuation(0.0, 0.0, np.zeros((1, n_bins)))
-    residual, amplitude, width, kernel = best
+    residual, amplitude, width, kernel, norm = best
     # The covariance needs a², and the fitted a carries its own estimation noise, which
     # would inflate a² on average: subtract its variance (residual variance / |K r|²).
-    smoothed = kernel @ r_data
-    noise = residual / max(n_bins - 1, 1) / float(smoothed @ smoothed)
+    noise = residual / max(n_bins - 1, 1) / norm
     variance_share = max(amplitude**2 - noise, 0.0)
     basis = np.sqrt(variance_share) * (kernel * np.sqrt(np.clip(data_expected, 0.0, None))[None, :]).T
     return AbsorbedFluctuation(amplitude, width, basis)

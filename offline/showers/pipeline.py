@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from offline.showers.errors import ShowerDataError
 from offline.showers.registry import get_model
+from offline.showers.snapshot_model import reference_seed
 from offline.showers.summary import ShowerSummary, SummaryBuilder
 from offline.showers.timing import GenerationTiming, generate_timed
 from offline.showers.validation import ValidationSettings, compare_summaries
@@ -172,7 +173,7 @@ def run_validation(config: RunConfig) -> dict[str, Any]:
     if callable(window_of):  # a model of a window of the grid (BIB-AE small: the central 10 x 10)
         geometry = window_of()
     trained_seed = getattr(model, "training_seed", None)
-    seed = config.seed if config.seed is not None else (trained_seed + 1 if trained_seed is not None else 0)
+    seed = reference_seed(trained_seed, config.seed)
     config = replace(config, seed=seed)
     reference_is_training = config.reference is None and trained_seed is not None and seed == trained_seed
     if reference_is_training:

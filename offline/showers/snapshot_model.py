@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["SnapshotGenerator", "held_out_seed"]
+__all__ = ["SnapshotGenerator", "held_out_seed", "reference_seed", "training_seed"]
 
 
 class SnapshotGenerator:
@@ -61,7 +61,7 @@ class SnapshotGenerator:
         self.snapshot = Path(snapshot)
         # The seed of the simulator stream it trained on (None: another source), so the
         # validation can draw its reference from another one.
-        self.training_seed = held_out_seed(loaded.manifest, 0)[1]
+        self.training_seed = training_seed(loaded.manifest)
         self.kind = loaded.model.kind
         self.device = device
         self.sample_options = {k: v for k, v in sample_options.items() if v is not None}
@@ -123,11 +123,29 @@ def held_out_seed(manifest: Mapping[str, Any], seed: int | None) -> tuple[int, i
         >>> held_out_seed({"data_identity": {"source": "zarr:photons.zarr", "seed": None}}, None)
         (0, None)
     """
+    trained = training_seed(manifest)
+    return reference_seed(trained, seed), trained
+
+
+def training_seed(manifest: Mapping[str, Any]) -> int | None:
+    """Seed of the reference-simulator stream (``showers:...``) a snapshot trained on, else None.
+
+    Example:
+        >>> training_seed({"data_identity": {"source": "showers:ecal", "seed": 4}})
+        4
+    """
     identity = manifest.get("data_identity") or {}
-    trained = (
-        identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
-    )
-    trained = int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else None
-    if seed is None:
-        seed = trained + 1 if trained is not None else 0
-    return int(seed), trained
+    trained = identity.get("seed") if str(identity.get("source", "")).startswith("showers:") else None
+    return int(trained) if isinstance(trained, int) and not isinstance(trained, bool) else None
+
+
+def reference_seed(trained: int | None, seed: int | None) -> int:
+    """The requested reference seed, or by default one the snapshot did not train on.
+
+    Example:
+        >>> reference_seed(0, None), reference_seed(None, None), reference_seed(0, 7)
+        (1, 0, 7)
+    """
+    if seed is not None:
+        return int(seed)
+    return trained + 1 if trained is not None else 0
