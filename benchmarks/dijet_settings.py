@@ -52,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-iter", type=int, default=200, help="passes per buffer (default 200)")
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (default 1e-4)")
     parser.add_argument("--swa-start", type=int, default=3, help="buffers before SWA averages (default 3)")
+    parser.add_argument("--transform", choices=("affine", "rq_spline"), default="affine",
+                        help="MADE blocks: affine (default) or rational-quadratic splines")
+    parser.add_argument("--n-blocks", type=int, default=10, help="MADE blocks (default 10)")
+    parser.add_argument("--n-bins", type=int, default=8, help="spline bins (rq_spline; default 8)")
     parser.add_argument("--no-log", action="store_true", help="do not log-transform m_jj and m_j1")
     parser.add_argument("--buffers", type=int, default=None, help="stop after this many buffers")
     parser.add_argument("--seed", type=int, default=1, help="model seed (default 1)")
@@ -67,7 +71,7 @@ def _in_region(mjj: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    for name in ("validation", "buffer", "batch_size", "n_iter"):
+    for name in ("validation", "buffer", "batch_size", "n_iter", "n_blocks"):
         if getattr(args, name) < 1:
             print(f"error: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
             return 2
@@ -91,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     probe = {c: validation[:5000, i] for i, c in enumerate(FEATURES)}
     model = OnlineFlowEnsemble(
         columns=list(FEATURES), log_columns=[] if args.no_log else ["mjj", "mj1"], noise_dims=5,
-        n_members=1, n_blocks=10, hidden_features=128, n_hidden_layers=2, learning_rate=args.lr,
-        swa_start=args.swa_start, seed=args.seed, bootstrap="none",
+        n_members=1, n_blocks=args.n_blocks, hidden_features=128, n_hidden_layers=2, learning_rate=args.lr,
+        swa_start=args.swa_start, seed=args.seed, bootstrap="none", transform=args.transform, n_bins=args.n_bins,
     )
-    settings = {"lr": args.lr, "n_iter": args.n_iter, "log_masses": not args.no_log, "swa_start": args.swa_start,
+    settings = {"transform": args.transform, "n_blocks": args.n_blocks, "n_bins": args.n_bins, "lr": args.lr, "n_iter": args.n_iter, "log_masses": not args.no_log, "swa_start": args.swa_start,
                 "train_events": len(train), "validation_events": len(validation),
                 "validation_sr_fraction": _in_region(validation[:, 0].numpy())}
     print(json.dumps(settings))

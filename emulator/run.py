@@ -11,6 +11,7 @@ import torch
 
 from emulator.config import RunConfig
 from emulator.errors import SnapshotError
+from emulator.lock import exclusive_run
 from emulator.manifest import data_identity
 from emulator.snapshot import MANIFEST, load_snapshot, read_manifest
 from emulator.trainer import RunSummary, Trainer
@@ -120,33 +121,34 @@ def run_training(
     if out.exists() and not out.is_dir():
         msg = f"--out {str(out)!r} is a file, not a snapshot directory; choose another path"
         raise SnapshotError(msg)
-    device = resolve_device(config.device)
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    resume = (out / MANIFEST).exists() and not fresh
-    model: OnlineModel
-    if resume:
-        manifest = read_manifest(out)
-        saved = manifest.get("config")
-        if isinstance(saved, dict):
-            differences = config_differences(saved, json.loads(json.dumps(config.to_json())))
-            if differences:
-                msg = (
-                    f"{out} holds a snapshot of a run with another configuration (differs in: "
-                    f"{', '.join(differences)}); resume it with its own configuration, or add --fresh to start over"
-                )
-                raise SnapshotError(msg)
-        model = load_snapshot(out, device=device).model
-    else:
-        if fresh and out.exists():
-            import shutil
+    with exclusive_run(out):
+        device = resolve_device(config.device)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        resume = (out / MANIFEST).exists() and not fresh
+        model: OnlineModel
+        if resume:
+            manifest = read_manifest(out)
+            saved = manifest.get("config")
+            if isinstance(saved, dict):
+                differences = config_differences(saved, json.loads(json.dumps(config.to_json())))
+                if differences:
+                    msg = (
+                        f"{out} holds a snapshot of a run with another configuration (differs in: "
+                        f"{', '.join(differences)}); resume it with its own configuration, or add --fresh to start over"
+                    )
+                    raise SnapshotError(msg)
+            model = load_snapshot(out, device=device).model
+        else:
+            if fresh and out.exists():
+                import shutil
 
-            shutil.rmtree(out)
-        model = build_model(config.model.kind, model_hyperparameters(config)).to(device)
-    transport = build_transport(config)
-    try:
-        trainer = Trainer(config, transport, model, out, resume=resume, progress=progress, until_idle_s=until_idle_s,
-                          data_identity=stream_identity(config))
-        return trainer.run()
-    finally:
-        transport.close()
+                shutil.rmtree(out)
+            model = build_model(config.model.kind, model_hyperparameters(config)).to(device)
+        transport = build_transport(config)
+        try:
+            trainer = Trainer(config, transport, model, out, resume=resume, progress=progress, until_idle_s=until_idle_s,
+                              data_identity=stream_identity(config))
+            return trainer.run()
+        finally:
+            transport.close()

@@ -29,7 +29,7 @@ class MADEMasks:
     Attributes:
         input: ``(hidden, features)`` mask of the first layer.
         hidden: ``(hidden, hidden)`` mask of every hidden-to-hidden layer.
-        output: ``(2 * features, hidden)`` mask of the output layer.
+        output: ``(P * features, hidden)`` mask of the output layer.
     """
 
     input: torch.Tensor
@@ -37,12 +37,14 @@ class MADEMasks:
     output: torch.Tensor
 
 
-def made_masks(features: int, hidden_features: int) -> MADEMasks:
-    """Masks of a MADE with ``features`` inputs and two outputs per feature.
+def made_masks(features: int, hidden_features: int, outputs_per_feature: int = 2) -> MADEMasks:
+    """Masks of a MADE with ``features`` inputs and ``outputs_per_feature`` outputs per feature.
 
     Args:
         features: autoregressive dimension D.
         hidden_features: units per hidden layer H.
+        outputs_per_feature: outputs P of each feature, grouped per feature (affine: 2; a
+            spline of K bins: 3K - 1), in the order ``[feature 0 outputs, feature 1 ...]``.
 
     Returns:
         The three masks (first, hidden-to-hidden, output layer).
@@ -58,7 +60,7 @@ def made_masks(features: int, hidden_features: int) -> MADEMasks:
     step = max(1, features - 1)
     offset = min(1, features - 1)
     hidden_degrees = torch.arange(hidden_features) % step + offset
-    output_degrees = input_degrees.repeat_interleave(2)
+    output_degrees = input_degrees.repeat_interleave(outputs_per_feature)
     return MADEMasks(
         input=(hidden_degrees[:, None] >= input_degrees[None, :]).float(),
         hidden=(hidden_degrees[:, None] >= hidden_degrees[None, :]).float(),

@@ -155,6 +155,14 @@ CASES: dict[str, ContractCase] = {
         batch_size=8,
         probe=_probe_layerflow,
     ),
+    # A variant of a kind ("kind:variant"): the same contract with other hyperparameters.
+    "onlineflow:rq_spline": ContractCase(
+        hyperparameters={"n_members": 3, "n_blocks": 2, "hidden_features": 8, "noise_dims": 1, "swa_start": 0, "seed": 4,
+                         "transform": "rq_spline", "n_bins": 4},
+        buffer=lambda seed: _events(256, seed),
+        sample_shapes=lambda n: {"mass": (3, n)},
+        probe=_probe_onlineflow,
+    ),
     # The trainer tests' tiny Gaussian (tests/emulator/gaussian_model.py) obeys the contract too.
     "test-gaussian": ContractCase(
         hyperparameters={"columns": ["mass"], "learning_rate": 1e-4, "seed": 2},
@@ -162,6 +170,14 @@ CASES: dict[str, ContractCase] = {
         sample_shapes=lambda n: {"mass": (n,)},
     ),
 }
+
+
+VARIANTS = [key for key in CASES if ":" in key]
+
+
+def _registered(kind: str) -> str:
+    """The registry kind of a case key (``"onlineflow:rq_spline"`` -> ``"onlineflow"``)."""
+    return kind.split(":", 1)[0]
 
 
 def _case(kind: str) -> ContractCase:
@@ -189,7 +205,7 @@ def _assert_same_state(a: OnlineModel, b: OnlineModel) -> None:
         assert torch.equal(value.cpu(), tensors_b[key].cpu()), f"state tensor {key!r} differs"
 
 
-@pytest.fixture(params=registered_kinds())
+@pytest.fixture(params=registered_kinds() + VARIANTS)
 def kind(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -200,9 +216,9 @@ def test_kind_is_listed() -> None:
 
 def test_fit_swa_snapshot_sample(kind: str, tmp_path: Path) -> None:
     case = _case(kind)
-    model = build_model(kind, case.hyperparameters)
+    model = build_model(_registered(kind), case.hyperparameters)
     assert isinstance(model, OnlineModel)
-    assert model.kind == kind
+    assert model.kind == _registered(kind)
     report = _train(model, case, seed=0)
     assert isinstance(report, BufferReport)
     assert report.steps > 0
@@ -210,11 +226,11 @@ def test_fit_swa_snapshot_sample(kind: str, tmp_path: Path) -> None:
 
     hyperparameters = json.loads(json.dumps(model.hyperparameters()))
     json.dumps(model.training_state())
-    assert build_model(kind, hyperparameters).hyperparameters() == model.hyperparameters()
+    assert build_model(_registered(kind), hyperparameters).hyperparameters() == model.hyperparameters()
 
     write_snapshot(tmp_path / "snapshot", model, {"events_seen": 256})
     loaded = load_snapshot(tmp_path / "snapshot").model
-    assert loaded.kind == kind
+    assert loaded.kind == _registered(kind)
     _assert_same_state(model, loaded)
 
     samples = _sample(model, case, 17, seed=5)
@@ -232,8 +248,8 @@ def test_fit_swa_snapshot_sample(kind: str, tmp_path: Path) -> None:
 
 def test_resume_from_snapshot_is_exact(kind: str, tmp_path: Path) -> None:
     case = _case(kind)
-    straight = build_model(kind, case.hyperparameters)
-    interrupted = build_model(kind, case.hyperparameters)
+    straight = build_model(_registered(kind), case.hyperparameters)
+    interrupted = build_model(_registered(kind), case.hyperparameters)
     _train(straight, case, seed=0)
     _train(interrupted, case, seed=0)
     write_snapshot(tmp_path / "snapshot", interrupted, {})
@@ -247,7 +263,7 @@ def test_stop_callback_ends_the_buffer(kind: str) -> None:
     """``stop`` is asked after every pass; stopping after k passes equals ``n_iter = k``."""
     case = _case(kind)
     asked: list[int] = []
-    capped, stopped = (build_model(kind, case.hyperparameters) for _ in range(2))
+    capped, stopped = (build_model(_registered(kind), case.hyperparameters) for _ in range(2))
     full = capped.train_on_buffer(case.buffer(0), 2, case.batch_size)
     early = stopped.train_on_buffer(case.buffer(0), 5, case.batch_size, stop=lambda done: asked.append(done) or done >= 2)
     assert asked == [1, 2]
@@ -270,7 +286,7 @@ def test_passes_differ_in_order_and_noise_agree_in_weights(kind: str) -> None:
     case = _case(kind)
     if case.probe is None:
         pytest.skip(f"{kind} draws no per-event weights or noise")
-    model = build_model(kind, case.hyperparameters)
+    model = build_model(_registered(kind), case.hyperparameters)
     passes = case.probe(model, case.buffer(0), 2, case.batch_size)
     assert len(passes) == 2
     first, second = passes
@@ -284,6 +300,6 @@ def test_passes_differ_in_order_and_noise_agree_in_weights(kind: str) -> None:
 
 def test_same_seed_same_training(kind: str) -> None:
     case = _case(kind)
-    first, second = (build_model(kind, case.hyperparameters) for _ in range(2))
+    first, second = (build_model(_registered(kind), case.hyperparameters) for _ in range(2))
     assert _train(first, case, seed=0).loss == _train(second, case, seed=0).loss
     _assert_same_state(first, second)
