@@ -24,7 +24,10 @@ present, on CUDA.
 
 Prints a table, then as the last line one JSON object with ``student_speedup``,
 ``ms_per_shower_teacher``, ``ms_per_shower_student`` (CPU), the per-batch medians, the
-GPU figures (or null) and, with ``--reports``, ``auc_teacher``, ``auc_student``,
+GPU figures (or null), the flow passes alone (``network_ms_per_shower_teacher``,
+``network_ms_per_shower_student``, ``network_speedup``: what the end-to-end speed-up would be
+if the base draws, preprocessing and context building that both samplers share cost
+nothing) and, with ``--reports``, ``auc_teacher``, ``auc_student``,
 ``auc_difference``. Goal (issue 10): student >= 20x faster than the teacher on the CPU,
 and <= 0.02 worse in AUC.
 """
@@ -64,6 +67,45 @@ def _time(model: Any, n: int, device: torch.device, seed: int, **options: Any) -
     model.sample(n, seed=seed, condition=condition, batch_size=n, **options)
     _sync(device)
     return time.perf_counter() - start
+
+
+def _time_networks(model: Any, n: int, device: torch.device, seed: int, student: bool) -> float:
+    """Seconds for the flow passes of one generation alone: the steps of ``_generate`` that are
+    the teacher's inverses or the student's forward passes, on random inputs and contexts of the
+    right shapes, without the base draws, preprocessing, rescaling and context building that
+    both samplers share."""
+    c = model.config
+    layers, cells = c.model_shape[0], c.cells
+    generator = torch.Generator(device=device).manual_seed(seed)
+    e = torch.randn(1, n, 1, generator=generator, device=device)
+    base_layer = torch.randn(1, n, layers, generator=generator, device=device)
+    base_cells = torch.randn(layers, n, cells, generator=generator, device=device)
+    context = torch.randn(1, n, c.context_features, generator=generator, device=device)
+    _sync(device)
+    start = time.perf_counter()
+    if student:
+        model.layer_student.transform(base_layer, e)
+    else:
+        model.layer_flow.inverse(base_layer, e, method="incremental")
+    for layer in range(layers):
+        z = base_cells[layer : layer + 1]
+        if student:
+            model.shower_student.transform(z, context, member=layer)
+        else:
+            model.shower_flows.inverse(z, context, member=layer, method="incremental")
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def bench_networks(model: Any, device: torch.device, batch: int, repeat: int) -> dict[str, float]:
+    """Median ms per shower of the flow passes alone (see :func:`_time_networks`), alternately timed."""
+    for student in (False, True):
+        _time_networks(model, batch, device, 0, student)
+    times: dict[str, list[float]] = {"teacher": [], "student": []}
+    for k in range(repeat):
+        for name, student in (("teacher", False), ("student", True)):
+            times[name].append(_time_networks(model, batch, device, k + 1, student))
+    return {name: 1e3 * statistics.median(values) / batch for name, values in times.items()}
 
 
 def bench_device(model: Any, device: torch.device, batches: Sequence[int], repeat: int) -> dict[str, dict[int, float]]:
@@ -154,6 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary[f"best_batch{suffix}"] = {"teacher": teacher_batch, "student": student_batch}
         summary[f"ms_per_shower_by_batch{suffix}"] = {
             name: {str(b): round(v, 4) for b, v in times.items()} for name, times in results.items()}
+        networks = bench_networks(model, device, teacher_batch, args.repeat)
+        summary[f"network_ms_per_shower_teacher{suffix}"] = round(networks["teacher"], 4)
+        summary[f"network_ms_per_shower_student{suffix}"] = round(networks["student"], 4)
+        summary[f"network_speedup{suffix}"] = round(networks["teacher"] / networks["student"], 2)
+        print(f"{device.type:<5} flow passes alone (b={teacher_batch}): teacher {networks['teacher']:.3f}, "
+              f"student {networks['student']:.3f} ms/shower, {networks['teacher'] / networks['student']:.1f}x; "
+              f"the rest, shared by both: {teacher - networks['teacher']:.3f} (teacher) / "
+              f"{results['student'][teacher_batch] - networks['student']:.3f} (student) ms/shower", flush=True)
         if args.textbook and device.type == "cpu":
             batch = min(256, teacher_batch)
             _time(model, 8, device, 0, teacher_inverse="passes")
