@@ -271,7 +271,7 @@ class OnlineFlowEnsemble:
                     self.on_batch(iteration, index, inputs, weights)
                 member_loss = (weights * self.flow.log_prob(inputs)).sum(dim=1).div_(-size)
                 self.optimizer.zero_grad(set_to_none=True)
-                member_loss.sum().backward()  # the flow's backward pass masks the weight gradients
+                member_loss.sum().backward()  # masked weights get no gradient (fused backward / masks in the forward)
                 self.optimizer.step()
                 steps += 1
                 member_loss_sum += member_loss.detach() * size
@@ -469,7 +469,7 @@ class OnlineFlowEnsemble:
         """Live weights, Adam moments, SWA weights and the frozen standardisation.
 
         Names as :func:`models.state.pack_state` gives them: ``module.flow.*``,
-        ``optim.adam.*``, ``tensor.swa`` (flat, :attr:`BatchedMAF.shapes` order),
+        ``optim.adam.*``, ``tensor.swa`` (flat, in the order of the flow's ``shapes``),
         ``tensor.scaler_mean`` and ``tensor.scaler_std``.
         """
         return self._state()[0]

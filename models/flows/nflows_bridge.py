@@ -55,8 +55,12 @@ def load_member_into_nflows(
         The nflows flow, on the device of ``maf``.
 
     Raises:
+        TypeError: for a flow that is not a BatchedMAF (the spline flow has no nflows bridge).
         ValueError: for a member index out of range.
     """
+    if not isinstance(maf, BatchedMAF):
+        msg = f"load_member_into_nflows exports the affine BatchedMAF only, got {type(maf).__name__}"
+        raise TypeError(msg)
     if not 0 <= member < maf.n_members:
         msg = f"member must be in 0..{maf.n_members - 1}, got {member!r}"
         raise ValueError(msg)

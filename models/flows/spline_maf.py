@@ -33,14 +33,38 @@ from torch import nn
 
 from models.flows.made import made_masks
 
-__all__ = ["BatchedSplineMAF", "rational_quadratic_spline"]
+__all__ = ["BatchedSplineMAF", "rational_quadratic_spline", "spline_knots"]
 
-MIN_BIN_WIDTH = 1e-3
-MIN_BIN_HEIGHT = 1e-3
+MIN_BIN_WIDTH = 1e-3  # also the smallest bin height (nflows' defaults are equal)
 MIN_DERIVATIVE = 1e-3
 _LOG_2PI = math.log(2.0 * math.pi)
-# softplus(_BOUNDARY) + MIN_DERIVATIVE == 1: the spline meets the identity tails smoothly.
-_BOUNDARY = math.log(math.expm1(1.0 - MIN_DERIVATIVE))
+
+
+def spline_knots(width_logits: torch.Tensor, height_logits: torch.Tensor, *, tail_bound: float) -> torch.Tensor:
+    """The ``K + 1`` knots of the splines from their unnormalised bin widths and heights.
+
+    Bins are a softmax share of the interval ``[-tail_bound, tail_bound]``, at least
+    ``MIN_BIN_WIDTH`` of it wide and high (nflows' separate width and height minima are both
+    1e-3 by default; one constant serves both here). The first knot is exactly
+    ``-tail_bound`` and the last exactly ``tail_bound``; a bin's width is the difference of
+    its knots, so that ``x - x_k <= x_{k+1} - x_k`` holds in floating point for every ``x`` of
+    the bin and the bins tile the interval without gaps.
+
+    Args:
+        width_logits, height_logits: ``S + (K,)``.
+        tail_bound: half-width of the interval (> 0).
+
+    Returns:
+        ``S + (2, K + 1)``: x-knots at ``[..., 0, :]``, y-knots at ``[..., 1, :]``, increasing.
+    """
+    n_bins = width_logits.shape[-1]
+    logits = torch.stack([width_logits, height_logits], dim=-2)  # S + (2, K)
+    # softmax by hand: torch's kernel is slow for rows of a few bins (~20 ns a value)
+    exp = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()
+    span = 2 * tail_bound
+    size = (exp / exp.sum(dim=-1, keepdim=True)).mul(span * (1.0 - MIN_BIN_WIDTH * n_bins)).add(span * MIN_BIN_WIDTH)
+    inner = torch.cumsum(size[..., :-1], dim=-1).sub(tail_bound)  # the K - 1 inner knots
+    return F.pad(F.pad(inner, (1, 0), value=-tail_bound), (0, 1), value=tail_bound)
 
 
 def rational_quadratic_spline(
@@ -54,6 +78,17 @@ def rational_quadratic_spline(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Monotonic rational-quadratic spline with linear (identity) tails, element-wise.
 
+    Points outside ``[-tail_bound, tail_bound]`` (``±inf`` included) pass unchanged with
+    log-derivative 0; the spline is evaluated at the clamped point there and discarded, so
+    its gradients are finite and zero. NaN inputs give NaN outputs and log-derivatives.
+    A point exactly on a knot belongs to the bin above it (the top bound to the last bin),
+    in the forward (x-knots) and in the inverse (y-knots) alike, so knots map to knots.
+
+    The inverse solves ``a xi^2 + b xi + c = 0`` for the bin fraction ``xi`` in ``[0, 1]``
+    with the discriminant written as a sum of squares (``(h d_k - dy (d_k + d_{k+1}))^2 +
+    4 s^2 dy (y_{k+1} - y)``, never negative, no cancellation) and the root formula chosen by
+    the sign of ``b`` (no cancellation either), so that flat or steep bins keep float32 accuracy.
+
     Args:
         inputs: any shape ``S``.
         width_logits, height_logits: ``S + (K,)`` unnormalised bin widths and heights.
@@ -64,6 +99,9 @@ def rational_quadratic_spline(
     Returns:
         ``outputs`` and ``log|d outputs / d inputs|``, both of shape ``S``.
 
+    Raises:
+        ValueError: logits whose last dimensions do not fit together, naming them.
+
     Example:
         >>> x = torch.linspace(-3, 3, 7)
         >>> y, logdet = rational_quadratic_spline(
@@ -72,36 +110,43 @@ def rational_quadratic_spline(
         True
     """
     n_bins = width_logits.shape[-1]
-    inside = (inputs >= -tail_bound) & (inputs <= tail_bound)
+    if height_logits.shape[-1] != n_bins or derivative_logits.shape[-1] != n_bins - 1:
+        msg = (
+            f"rational_quadratic_spline: width_logits and height_logits need K, derivative_logits K - 1 "
+            f"entries, got {width_logits.shape[-1]}, {height_logits.shape[-1]}, {derivative_logits.shape[-1]}"
+        )
+        raise ValueError(msg)
+    # NaN is neither below nor above the interval: it goes through the spline and stays NaN.
+    outside = (inputs < -tail_bound) | (inputs > tail_bound)
     x = inputs.clamp(-tail_bound, tail_bound)  # evaluated everywhere, kept only inside
-    # Widths and heights together: bin sizes (at least MIN_BIN_* of the interval) and the
-    # lower knot of every bin, from -tail_bound; the last upper knot is tail_bound.
-    logits = torch.stack([width_logits, height_logits], dim=-2)  # S + (2, K)
-    # softmax by hand: torch's kernel is slow for rows of a few bins (~20 ns a value)
-    exp = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()
-    size = (exp / exp.sum(dim=-1, keepdim=True)).mul(2 * tail_bound * (1.0 - MIN_BIN_WIDTH * n_bins)).add(
-        2 * tail_bound * MIN_BIN_WIDTH
-    )
-    lower = F.pad(torch.cumsum(size[..., :-1], dim=-1), (1, 0)).sub(tail_bound)
+    knots = spline_knots(width_logits, height_logits, tail_bound=tail_bound)  # S + (2, K + 1)
     inner = F.softplus(derivative_logits).add(MIN_DERIVATIVE)
     derivatives = F.pad(inner, (1, 1), value=1.0)  # the K + 1 knots; 1 at both ends
 
-    search = lower[..., 1 if inverse else 0, 1:]
+    # k in 0..K-1: the number of inner knots <= x (for NaN some bin in that range, harmless).
+    search = knots[..., 1 if inverse else 0, 1:-1]
     k = torch.searchsorted(search.contiguous(), x.unsqueeze(-1).contiguous(), right=True)
-    picked = lower.gather(-1, k.unsqueeze(-2).expand(*k.shape[:-1], 2, 1)).squeeze(-1)
-    sizes = size.gather(-1, k.unsqueeze(-2).expand(*k.shape[:-1], 2, 1)).squeeze(-1)
-    x_k, y_k, w_k, h_k = picked[..., 0], picked[..., 1], sizes[..., 0], sizes[..., 1]
+    index = k.unsqueeze(-2).expand(*k.shape[:-1], 2, 1)
+    lower = knots.gather(-1, index).squeeze(-1)
+    upper = knots.gather(-1, index + 1).squeeze(-1)
+    x_k, y_k = lower[..., 0], lower[..., 1]
+    w_k, h_k = upper[..., 0] - x_k, upper[..., 1] - y_k
     d = derivatives.gather(-1, torch.cat([k, k + 1], dim=-1))
     d_k, d_k1 = d[..., 0], d[..., 1]
     slope = h_k / w_k
     curvature = d_k + d_k1 - 2 * slope
     if inverse:
-        dy = x - y_k
-        a = h_k * (slope - d_k) + dy * curvature
-        b = h_k * d_k - dy * curvature
-        c = -slope * dy
-        discriminant = (b.square() - 4 * a * c).clamp(min=0.0)
-        xi = ((2 * c) / (-b - discriminant.sqrt())).clamp(0.0, 1.0)
+        dy, dy_above = x - y_k, upper[..., 1] - x  # both >= 0 by the bin search
+        b = h_k * d_k - dy * curvature  # a = h_k * slope - b, c = -slope * dy
+        root = ((h_k * d_k - dy * (d_k + d_k1)).square() + 4 * slope.square() * dy * dy_above).sqrt()
+        # xi = 2c / (-b - root) for b >= 0, (-b + root) / 2a for b < 0 (then a > 0); one division,
+        # so that the branch not taken never divides by zero (no NaN in the gradients).
+        negative = b < 0
+        numerator = torch.where(negative, root - b, 2 * slope * dy)
+        xi = numerator / torch.where(negative, 2 * (h_k * slope - b), b + root)
+        # Rounding can put xi an ulp past 1 at the top of a bin (y = tail_bound): clamp the value
+        # but keep the gradient, which a plain clamp would set to zero there.
+        xi = xi + (xi.clamp(0.0, 1.0) - xi).detach()
         result = xi * w_k + x_k
     else:
         xi = ((x - x_k) / w_k).clamp(0.0, 1.0)
@@ -111,8 +156,8 @@ def rational_quadratic_spline(
         result = y_k + h_k * (slope * xi.square() + d_k * mix) / denominator
     derivative = slope.square() * (d_k1 * xi.square() + 2 * slope * mix + d_k * (1 - xi).square())
     log_derivative = torch.log(derivative) - 2 * torch.log(denominator)
-    outputs = torch.where(inside, result, inputs)
-    logabsdet = torch.where(inside, -log_derivative if inverse else log_derivative, 0.0)
+    outputs = torch.where(outside, inputs, result)
+    logabsdet = torch.where(outside, 0.0, -log_derivative if inverse else log_derivative)
     return outputs, logabsdet
 
 
