@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.flows.checks import positive_int
 from models.flows.fused_transform import SCALE_EPSILON, WorkspacePool, fused_transform
 from models.flows.made import made_masks
 
@@ -50,10 +51,7 @@ __all__ = ["SCALE_EPSILON", "BatchedMAF"]
 
 
 def _check_positive(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"BatchedMAF: {name} must be an integer >= {minimum}, got {value!r}"
-        raise ValueError(msg)
-    return value
+    return positive_int("BatchedMAF", name, value, minimum)
 
 
 class BatchedMAF(nn.Module):

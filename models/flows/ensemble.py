@@ -31,6 +31,7 @@ import torch
 
 from models.bootstrap import PoissonBootstrap, derive_seed
 from models.flows.batched_maf import BatchedMAF
+from models.flows.checks import positive_float, positive_int
 from models.flows.preprocessing import LogStandardizer
 from models.flows.spline_maf import BatchedSplineMAF
 from models.protocol import BufferReport, StopCallback
@@ -48,10 +49,7 @@ _TRANSFORM_CHOICES = ("affine", "rq_spline")
 
 
 def _positive_int(key: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"OnlineFlowEnsemble: hyperparameter {key!r} must be an integer >= {minimum}, got {value!r}"
-        raise ValueError(msg)
-    return value
+    return positive_int("OnlineFlowEnsemble", f"hyperparameter {key!r}", value, minimum)
 
 
 def _column_list(key: str, value: Any) -> list[str]:
@@ -142,12 +140,7 @@ class OnlineFlowEnsemble:
         self.n_blocks = _positive_int("n_blocks", n_blocks)
         self.hidden_features = _positive_int("hidden_features", hidden_features)
         self.n_hidden_layers = _positive_int("n_hidden_layers", n_hidden_layers)
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, int | float) or not (
-            math.isfinite(learning_rate) and learning_rate > 0
-        ):
-            msg = f"OnlineFlowEnsemble: hyperparameter 'learning_rate' must be a finite number > 0, got {learning_rate!r}"
-            raise ValueError(msg)
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = positive_float("OnlineFlowEnsemble", "hyperparameter 'learning_rate'", learning_rate)
         self.swa_start = _positive_int("swa_start", swa_start, minimum=0)
         if bootstrap not in _BOOTSTRAP_CHOICES:
             msg = f"OnlineFlowEnsemble: hyperparameter 'bootstrap' must be one of {_BOOTSTRAP_CHOICES}, got {bootstrap!r}"
@@ -158,12 +151,7 @@ class OnlineFlowEnsemble:
             raise ValueError(msg)
         self.transform = transform
         self.n_bins = _positive_int("n_bins", n_bins, minimum=2)
-        if isinstance(tail_bound, bool) or not isinstance(tail_bound, int | float) or not (
-            math.isfinite(tail_bound) and tail_bound > 0
-        ):
-            msg = f"OnlineFlowEnsemble: hyperparameter 'tail_bound' must be a finite number > 0, got {tail_bound!r}"
-            raise ValueError(msg)
-        self.tail_bound = float(tail_bound)
+        self.tail_bound = positive_float("OnlineFlowEnsemble", "hyperparameter 'tail_bound'", tail_bound)
         self.seed = _positive_int("seed", seed, minimum=0)
         try:
             self.device = torch.device(device)

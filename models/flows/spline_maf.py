@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.flows.checks import positive_float, positive_int
 from models.flows.made import made_masks
 
 __all__ = ["BatchedSplineMAF", "rational_quadratic_spline", "spline_knots"]
@@ -162,10 +163,7 @@ def rational_quadratic_spline(
 
 
 def _check_positive(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        msg = f"BatchedSplineMAF: {name} must be an integer >= {minimum}, got {value!r}"
-        raise ValueError(msg)
-    return value
+    return positive_int("BatchedSplineMAF", name, value, minimum)
 
 
 class BatchedSplineMAF(nn.Module):
@@ -209,12 +207,7 @@ class BatchedSplineMAF(nn.Module):
         self.hidden_features = _check_positive("hidden_features", hidden_features)
         self.n_hidden_layers = _check_positive("n_hidden_layers", n_hidden_layers)
         self.n_bins = _check_positive("n_bins", n_bins, minimum=2)
-        if isinstance(tail_bound, bool) or not isinstance(tail_bound, int | float) or not (
-            math.isfinite(tail_bound) and tail_bound > 0
-        ):
-            msg = f"BatchedSplineMAF: tail_bound must be a finite number > 0, got {tail_bound!r}"
-            raise ValueError(msg)
-        self.tail_bound = float(tail_bound)
+        self.tail_bound = positive_float("BatchedSplineMAF", "tail_bound", tail_bound)
         self.params_per_feature = 3 * n_bins - 1
         m, d, b, h, k, p = n_members, features, n_blocks, hidden_features, n_hidden_layers - 1, self.params_per_feature
         self.shapes: dict[str, tuple[int, ...]] = {

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from models.flows.ensemble import OnlineFlowEnsemble
+from models.flows.nflows_bridge import build_nflows_spline_maf, load_member_into_nflows
 from models.flows.spline_maf import BatchedSplineMAF, rational_quadratic_spline, spline_knots
 
 
@@ -19,35 +20,9 @@ def _perturbed(features: int, n_blocks: int, hidden: int, layers: int, n_bins: i
 
 
 def _nflows_member(maf: BatchedSplineMAF, member: int):  # noqa: ANN202 (nflows has no types)
-    from nflows.distributions import StandardNormal
-    from nflows.flows import Flow
-    from nflows.transforms import CompositeTransform, ReversePermutation
-    from nflows.transforms.autoregressive import (
-        MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
-    )
-
-    transforms = []
-    for _ in range(maf.n_blocks):
-        transforms += [
-            ReversePermutation(maf.features),
-            MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
-                maf.features, maf.hidden_features, num_bins=maf.n_bins, tails="linear", tail_bound=maf.tail_bound,
-                num_blocks=maf.n_hidden_layers - 1, use_residual_blocks=False,
-            ),
-        ]
-    flow = Flow(CompositeTransform(transforms), StandardNormal([maf.features]))
-    w = maf.unflatten(maf.flat_weights())
-    with torch.no_grad():
-        for b in range(maf.n_blocks):
-            net = flow._transform._transforms[2 * b + 1].autoregressive_net
-            net.initial_layer.weight.copy_(w["input.weight"][b, member])
-            net.initial_layer.bias.copy_(w["input.bias"][b, member])
-            for k, block in enumerate(net.blocks):
-                block.linear.weight.copy_(w["hidden.weight"][b, k, member])
-                block.linear.bias.copy_(w["hidden.bias"][b, k, member])
-            net.final_layer.weight.copy_(w["output.weight"][b, member])
-            net.final_layer.bias.copy_(w["output.bias"][b, member])
-    return flow
+    """Member ``member`` as an nflows flow, in the dtype of ``maf``."""
+    flow = build_nflows_spline_maf(maf).to(next(maf.parameters()).dtype)
+    return load_member_into_nflows(maf, member, flow)
 
 
 @pytest.mark.parametrize(("features", "n_blocks", "hidden", "layers", "n_bins"), [(4, 3, 16, 2, 6), (2, 2, 8, 3, 3), (1, 1, 4, 1, 2)])
