@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from itertools import pairwise
 from typing import Any, ClassVar
 
 import torch
@@ -32,6 +33,7 @@ import torch
 from models.bootstrap import PoissonBootstrap, derive_seed
 from models.flows.batched_maf import BatchedMAF
 from models.flows.checks import positive_float, positive_int
+from models.flows.cpu_step import step_kernel
 from models.flows.preprocessing import LogStandardizer
 from models.flows.spline_maf import BatchedSplineMAF
 from models.protocol import BufferReport, StopCallback
@@ -237,32 +239,42 @@ class OnlineFlowEnsemble:
             event_weights = self.bootstrap.weights(n_events)  # (M, N): one draw per event and member
         per_batch = self.bootstrap_mode == "per_batch"
         n_columns = len(self.columns)
-        width = min(batch_size, n_events)
-        batch = torch.empty(self.n_members, width, self.features, device=self.device)
-        # Noise is drawn into a contiguous buffer: normal_ on the strided noise columns of
-        # the batch takes torch's per-element path (~25 ns a value instead of ~2).
-        noise = torch.empty(self.n_members, width, self.noise_dims, device=self.device)
+        starts = list(range(0, n_events, batch_size)) + [n_events]
+        # One pass's inputs at once, in its shuffled order: the data columns, then noise drawn
+        # for the whole pass (one normal_ call: per batch it costs the same per value, plus
+        # a call per batch).
+        inputs = torch.empty(self.n_members, n_events, self.features, device=self.device)
+        noise = torch.empty(self.n_members, n_events, self.noise_dims, device=self.device)
         member_loss_sum = torch.zeros(self.n_members, device=self.device)
+        # The affine flow on the CPU steps in one compiled kernel (models/flows/cpu_step.py):
+        # forward, backward and Adam of all members, a whole pass per call; elsewhere
+        # torch's autograd and fused Adam, batch by batch. Both see the same batches.
+        kernel = step_kernel(self.flow, self.optimizer) if n_iter else None
         steps = passes = 0
         for iteration in range(n_iter):
             order = torch.randperm(n_events, generator=generator, device=self.device)
-            member_loss_sum.zero_()
-            for start in range(0, n_events, batch_size):
-                index = order[start : start + batch_size]
-                size = index.numel()
-                inputs = batch[:, :size]
-                inputs[..., :n_columns] = u[index]
-                if self.noise_dims:
-                    inputs[..., n_columns:] = noise[:, :size].normal_(generator=generator)
-                weights = self.bootstrap.weights(size) if per_batch else event_weights[:, index]
-                if self.on_batch is not None:
-                    self.on_batch(iteration, index, inputs, weights)
-                member_loss = (weights * self.flow.log_prob(inputs)).sum(dim=1).div_(-size)
-                self.optimizer.zero_grad(set_to_none=True)
-                member_loss.sum().backward()  # masked weights get no gradient (fused backward / masks in the forward)
-                self.optimizer.step()
-                steps += 1
-                member_loss_sum += member_loss.detach() * size
+            inputs[..., :n_columns] = u[order]
+            if self.noise_dims:
+                inputs[..., n_columns:] = noise.normal_(generator=generator)
+            if per_batch:
+                weights = torch.cat([self.bootstrap.weights(b - a) for a, b in pairwise(starts)], dim=1)
+            else:
+                weights = event_weights[:, order]
+            if self.on_batch is not None:
+                for a, b in pairwise(starts):
+                    self.on_batch(iteration, order[a:b], inputs[:, a:b], weights[:, a:b])
+            if kernel is not None:
+                member_loss_sum = kernel.train_pass(inputs, weights, starts).mul_(
+                    torch.diff(torch.tensor(starts, dtype=torch.float32)).unsqueeze(1)).sum(0)
+            else:
+                member_loss_sum.zero_()
+                for a, b in pairwise(starts):
+                    member_loss = (weights[:, a:b] * self.flow.log_prob(inputs[:, a:b])).sum(dim=1).div_(a - b)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    member_loss.sum().backward()  # masked weights get no gradient (fused backward)
+                    self.optimizer.step()
+                    member_loss_sum += member_loss.detach() * (b - a)
+            steps += len(starts) - 1
             passes += 1
             if stop is not None and passes < n_iter and stop(passes):
                 break
