@@ -1,18 +1,20 @@
-/* One whole training step of a member-batched affine MAF ensemble on the CPU.
+/* The training steps of a member-batched affine MAF ensemble on the CPU, a pass per call.
  *
- * Forward pass, hand-written backward pass and the Adam update of every member, in one
- * call, one member per OpenMP thread at a time.  The Python side
- * (models/flows/cpu_step.py) builds this file at first use and calls
- * maf_affine_train_step through ctypes; the mathematics is that of
- * models/flows/batched_maf.py (nflows' MaskedAutoregressiveFlow, arXiv 1705.07057, MADE
- * conditioners arXiv 1502.03509) and of torch's fused Adam.
+ * Forward pass, hand-written backward pass and the Adam update of every member for all
+ * the batches of a pass, in one call: one member per OpenMP thread at a time, each
+ * member taking the pass's steps in order.  The Python side (models/flows/cpu_step.py)
+ * builds this file at first use and calls maf_affine_train_pass through ctypes; the
+ * mathematics is that of models/flows/batched_maf.py (nflows' MaskedAutoregressiveFlow,
+ * arXiv 1705.07057, MADE conditioners arXiv 1502.03509) and of torch's fused Adam.
  *
- * Why it is fast: a member's activations (B blocks x (D + L*H + 2D) rows x N events,
- * about 0.4 MB at the paper's settings) stay in the core's L2 cache for the whole step,
- * every matrix product runs in 4 x 64 register tiles over events, and the MADE masks are
- * used, not multiplied: hidden units are taken in order of their degree, so that every
- * row of every masked weight is non-zero on one contiguous range of columns and only
- * that range is computed (about 62 % of the dense products at D = 4, H = 32).
+ * Why it is fast: a member's weights, Adam moments and activations (B blocks x (D + L*H
+ * + 2D) rows x N events, about 0.4 MB at the paper's settings) stay in its core's L2
+ * cache for the whole pass; every matrix product runs in 4 x 64 register tiles over
+ * events; and the MADE masks are used as ranges: hidden units are taken in order of
+ * their degree (the "permuted layout"), so that every row of every masked weight is
+ * non-zero on one contiguous range of columns and only that range (over groups of four
+ * rows) is computed, about 62 % of the dense products at D = 4, H = 32.  Adam multiplies
+ * the gradients by the mask, so masked weights and their moments stay exactly 0.
  *
  * Layout: activations are (rows, events) with events contiguous and padded to a
  * multiple of 16 (one AVX-512 vector); padded events carry weight 0.
@@ -87,6 +89,17 @@ static inline v16 vlog(v16 x)
 
 /* ------------------------------------------------------------------ products */
 
+/* The union [klo, khi) of the column ranges of rows r0 .. r0 + rn - 1. */
+static inline void group_range(const int *lo, const int *hi, int r0, int rn, int *klo, int *khi)
+{
+    *klo = lo[r0];
+    *khi = hi[r0];
+    for (int q = 1; q < rn; q++) {
+        if (lo[r0 + q] < *klo) *klo = lo[r0 + q];
+        if (hi[r0 + q] > *khi) *khi = hi[r0 + q];
+    }
+}
+
 /* out[r][:] = init_r + sum_{k in [lo_r, hi_r)} W[r*rs + k*ks] * in[k][:], r < R
  * (rs = ld, ks = 1: W as stored; rs = 1, ks = ld: its transpose).
  * init_r is bias[r] (0 if bias is NULL) or, with accumulate, out[r][:] itself.
@@ -100,11 +113,8 @@ static void rows_product(float *restrict out, const float *restrict W, int rs, i
     const int nv = NP / VL;
     for (int r0 = 0; r0 < R; r0 += 4) {
         const int rn = R - r0 < 4 ? R - r0 : 4;
-        int klo = lo[r0], khi = hi[r0];
-        for (int q = 1; q < rn; q++) {
-            if (lo[r0 + q] < klo) klo = lo[r0 + q];
-            if (hi[r0 + q] > khi) khi = hi[r0 + q];
-        }
+        int klo, khi;
+        group_range(lo, hi, r0, rn, &klo, &khi);
         for (int v0 = 0; v0 < nv; v0 += 4) {
             const int vn = nv - v0 < 4 ? nv - v0 : 4;
             v16 acc[4][4];
@@ -178,11 +188,8 @@ static void grad_product(float *restrict dW, int ldw, float *restrict db, const 
     }
     for (int r0 = 0; r0 < R; r0 += 4) {
         const int rn = R - r0 < 4 ? R - r0 : 4;
-        int klo = lo[r0], khi = hi[r0];
-        for (int q = 1; q < rn; q++) {
-            if (lo[r0 + q] < klo) klo = lo[r0 + q];
-            if (hi[r0 + q] > khi) khi = hi[r0 + q];
-        }
+        int klo, khi;
+        group_range(lo, hi, r0, rn, &klo, &khi);
         for (int k0 = klo; k0 < khi; k0 += 4) {
             const int kn = khi - k0 < 4 ? khi - k0 : 4;
             v16 acc[4][4];
