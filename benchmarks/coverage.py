@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 EXAMPLE = """example:
-  python -m benchmarks.coverage --runs 10 --jobs 2            # about 40 min on 2 idle cores
+  python -m benchmarks.coverage --runs 10 --jobs 2            # about 4 min on 2 idle cores (compiled step)
   python -m benchmarks.coverage --runs 10 --bootstrap per_batch   # the pre-fix bootstrap
   python -m benchmarks.coverage --runs 3 --events 50000 --out /tmp/cov   # a quick look
 """
