@@ -118,7 +118,6 @@ class AffineStepKernel:
     """
 
     def __init__(self, flow: BatchedMAF, optimizer: torch.optim.Adam, library: ctypes.CDLL) -> None:
-        self.flow = flow
         self._function = library.maf_affine_train_pass
         group = optimizer.param_groups[0]
         self.lr = float(group["lr"])

@@ -250,6 +250,7 @@ class OnlineFlowEnsemble:
         # forward, backward and Adam of all members, a whole pass per call; elsewhere
         # torch's autograd and fused Adam, batch by batch. Both see the same batches.
         kernel = step_kernel(self.flow, self.optimizer) if n_iter else None
+        batch_sizes = torch.diff(torch.tensor(starts, dtype=torch.float32)).unsqueeze(1)  # (n_batches, 1)
         steps = passes = 0
         for iteration in range(n_iter):
             order = torch.randperm(n_events, generator=generator, device=self.device)
@@ -264,8 +265,7 @@ class OnlineFlowEnsemble:
                 for a, b in pairwise(starts):
                     self.on_batch(iteration, order[a:b], inputs[:, a:b], weights[:, a:b])
             if kernel is not None:
-                member_loss_sum = kernel.train_pass(inputs, weights, starts).mul_(
-                    torch.diff(torch.tensor(starts, dtype=torch.float32)).unsqueeze(1)).sum(0)
+                member_loss_sum = kernel.train_pass(inputs, weights, starts).mul_(batch_sizes).sum(0)
             else:
                 member_loss_sum.zero_()
                 for a, b in pairwise(starts):

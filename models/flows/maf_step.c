@@ -228,7 +228,7 @@ static void grad_product(float *restrict dW, int ldw, float *restrict db, const 
 typedef struct {
     int D, H, L, B, P;  /* P = 2D output rows */
     int *deg;           /* (H) degree of stored hidden unit */
-    int *perm, *inv;    /* (H) sorted -> stored, stored -> sorted */
+    int *perm;          /* (H) sorted -> stored */
     int *zero_lo;       /* (max(H, P, D)) zeros */
     int *in_hi;         /* (H) first layer: sorted row i' sees inputs [0, in_hi) */
     int *hid_hi;        /* (H) hidden layers: sorted row sees sorted units [0, hid_hi) */
@@ -257,10 +257,11 @@ static int build_structure(Structure *s, int D, int H, int L, int B)
     s->D = D; s->H = H; s->L = L; s->B = B; s->P = 2 * D;
     const int step = D - 1 > 1 ? D - 1 : 1, offset = D - 1 < 1 ? D - 1 : 1;
     const int big = (H > s->P ? H : s->P) > D ? (H > s->P ? H : s->P) : D;
-    int *mem = calloc((size_t)(5 * H + big + H + H + s->P + 2 * D + 2 * H + 2 * H), sizeof(int));
+    /* deg, perm, in_hi, hid_hi (H each), zero_lo (big), out_hi (P), in_t_* (2D), hid_t_*, out_t_* (2H each) */
+    int *mem = calloc((size_t)(4 * H + big + s->P + 2 * D + 4 * H), sizeof(int));
     if (!mem) return -1;
-    s->deg = mem; s->perm = mem + H; s->inv = mem + 2 * H; s->in_hi = mem + 3 * H; s->hid_hi = mem + 4 * H;
-    s->zero_lo = mem + 5 * H;
+    s->deg = mem; s->perm = mem + H; s->in_hi = mem + 2 * H; s->hid_hi = mem + 3 * H;
+    s->zero_lo = mem + 4 * H;
     int *p = s->zero_lo + big;
     s->out_hi = p; p += s->P;
     s->in_t_lo = p; p += D;
@@ -274,7 +275,6 @@ static int build_structure(Structure *s, int D, int H, int L, int B)
     for (int d = 0; d <= D; d++)
         for (int i = 0; i < H; i++)
             if (s->deg[i] == d) s->perm[n++] = i;
-    for (int i = 0; i < H; i++) s->inv[s->perm[i]] = i;
     for (int i = 0; i < H; i++) {
         const int dg = s->deg[s->perm[i]];
         s->in_hi[i] = dg < D ? dg : D;  /* inputs j with j + 1 <= dg */
