@@ -48,19 +48,23 @@ from typing import Any
 EXAMPLE = """example:
   python -m benchmarks.coverage --runs 10 --jobs 2            # about 4 min on 2 idle cores (compiled step)
   python -m benchmarks.coverage --runs 10 --bootstrap per_batch   # the pre-fix bootstrap
+  python -m benchmarks.coverage --runs 20 --batch-order per_member   # each member its own batch order
   python -m benchmarks.coverage --runs 3 --events 50000 --out /tmp/cov   # a quick look
 """
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "coverage.toml"
 
 
-def _run_config(base: dict[str, Any], seed: int, null: bool, bootstrap: str, events: int | None) -> dict[str, Any]:
+def _run_config(
+    base: dict[str, Any], seed: int, null: bool, bootstrap: str, events: int | None, batch_order: str = "shared"
+) -> dict[str, Any]:
     data = json.loads(json.dumps(base))
     data["seed"] = seed
     data.setdefault("toy", {})["seed"] = seed
     if null:
         data["toy"]["signal_fraction"] = 0.0
     data["model"]["hyperparameters"]["bootstrap"] = bootstrap
+    data["model"]["hyperparameters"]["batch_order"] = batch_order
     data["model"]["hyperparameters"]["seed"] = seed
     if events is not None:
         data["source"]["events"] = events
@@ -178,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, help="events per run (default: the config's)")
     parser.add_argument("--bootstrap", choices=("per_event", "per_batch"), default="per_event",
                         help="per_event (the online bootstrap) or per_batch (before the fix)")
+    parser.add_argument("--batch-order", choices=("shared", "per_member"), default="shared",
+                        help="members see the events in one shared order per pass, or each its own")
     parser.add_argument("--no-null", action="store_true", help="skip the background-only runs")
     parser.add_argument("--samples", type=int, default=500_000,
                         help="samples per member (default 500 k; their sampling variance is subtracted)")
@@ -199,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tasks.append({
                 "seed": k, "null": null, "threads": 1 if args.jobs > 1 else (os.cpu_count() or 1),
                 "out": str(out / f"{'null' if null else 'signal'}-{k:02d}"),
-                "config": _run_config(base, k, null, args.bootstrap, args.events),
+                "config": _run_config(base, k, null, args.bootstrap, args.events, args.batch_order),
                 "samples": args.samples, "n_pseudo": args.n_pseudo,
             })
     results: list[dict[str, Any]] = []
@@ -218,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     null = sorted((r for r in results if r["null"]), key=lambda r: r["seed"])
     summary = summarise(signal, null)
     summary["bootstrap"] = args.bootstrap
+    summary["batch_order"] = args.batch_order
     summary["wall_s"] = time.perf_counter() - start
     summary["per_run"] = {"signal": [[r["S"], r["delta_S"]] for r in signal], "null": [[r["S"], r["delta_S"]] for r in null]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -287,3 +287,44 @@ def test_bootstrap_weights_differ_between_buffers_and_survive_resume(tmp_path: P
     assert torch.equal(second_straight, second_resumed)
     assert not torch.equal(first, second_straight)
     assert torch.equal(straight.weights("live"), resumed.weights("live"))
+
+
+def test_per_member_batch_order_shuffles_each_member_and_keeps_its_event_weights() -> None:
+    n, members = 600, 6
+    model = OnlineFlowEnsemble(n_members=members, n_blocks=1, hidden_features=4, seed=11, batch_order="per_member")
+    per_pass: list[torch.Tensor] = []
+    orders: list[list[torch.Tensor]] = []
+
+    def record(pass_index: int, index: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) -> None:
+        assert index.shape == weights.shape == (members, inputs.shape[1])
+        while len(per_pass) <= pass_index:
+            per_pass.append(torch.full((members, n), float("nan")))
+            orders.append([])
+        per_pass[pass_index].scatter_(1, index, weights)
+        orders[pass_index].append(index)
+        # the data column each member sees is its own event's
+        expected = model.scaler.forward(model.scaler.stack(buffer))[index][..., 0]
+        assert torch.equal(inputs[..., 0], expected)
+
+    buffer = _mass_buffer(n, 4)
+    model.on_batch = record
+    model.train_on_buffer(buffer, 3, 100)
+    model.on_batch = None
+    assert len(per_pass) == 3
+    for k, pass_orders in enumerate(orders):
+        order = torch.cat(pass_orders, dim=1)
+        for m in range(members):  # every event exactly once per member and pass
+            assert torch.equal(order[m].sort().values, torch.arange(n))
+        assert not torch.equal(order[0], order[1]), "members shuffle on their own"
+        if k:
+            assert not torch.equal(order, torch.cat(orders[0], dim=1)), "a new order every pass"
+    for later in per_pass[1:]:  # an event keeps its Poisson(1) weight for every pass, per member
+        assert torch.equal(per_pass[0], later)
+    assert per_pass[0].mean().item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_batch_order_is_checked_and_kept_in_the_hyperparameters() -> None:
+    with pytest.raises(ValueError, match="batch_order"):
+        OnlineFlowEnsemble(n_members=2, n_blocks=1, hidden_features=4, batch_order="random")
+    model = OnlineFlowEnsemble(n_members=2, n_blocks=1, hidden_features=4, batch_order="per_member")
+    assert model.hyperparameters()["batch_order"] == "per_member"
