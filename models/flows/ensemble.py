@@ -94,7 +94,7 @@ class OnlineFlowEnsemble:
             on its own, so the members' training trajectories are independent given the
             data, as bootstrap replicas should be). With a shared order the members share
             that part of their SGD noise, which their spread (δ_S, the locating scan's
-            pseudo-experiments) cannot show (issue 11, docs/bumphunt.md).
+            pseudo-experiments) cannot show (issue 11; README, "Where the width comes from").
         transform: ``"affine"`` (the paper's MADE affine blocks, :class:`BatchedMAF`, with a
             hand-written fused training step) or ``"rq_spline"`` (rational-quadratic spline
             blocks, arXiv 1906.04958, :class:`~models.flows.spline_maf.BatchedSplineMAF`:
@@ -192,7 +192,9 @@ class OnlineFlowEnsemble:
         self.events_trained = 0
         self.on_batch: Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None
         """Optional probe ``(pass_index, event_index, inputs, weights)`` called before each step
-        (tests and diagnostics: which events, noise and bootstrap weights a step used)."""
+        (tests and diagnostics: which events, noise and bootstrap weights a step used).
+        ``event_index`` is ``(b,)`` with ``batch_order="shared"`` and ``(M, b)``, a row per
+        member, with ``"per_member"``."""
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self.hyperparameters().items())
