@@ -337,6 +337,7 @@ def _analyse_group(
             {"amplitude": ens.absorbed.amplitude, "width_bins": ens.absorbed.width}
             if ens.absorbed is not None else None
         ),
+        "spread_to_sampling_noise": ens.spread_to_sampling_noise,
         "effective_trials": scan.effective_trials,
         "significance_calibrated": scan.calibrated_significance,
         "fit": {

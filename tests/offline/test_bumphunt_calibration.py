@@ -176,3 +176,28 @@ def test_flow_like_ensembles_are_calibrated_under_the_null() -> None:
         z.append(result.locate.calibrated_significance)
     assert stats.kstest(p, "uniform").pvalue > 0.01
     assert abs(np.mean(z)) < 3 / math.sqrt(200)
+
+
+def test_spread_to_sampling_noise_measures_the_members_own_spread() -> None:
+    from offline.bumphunt.ensemble import spread_to_sampling_noise
+
+    rng = np.random.default_rng(5)
+    p = np.exp(-np.linspace(0, 3, 50))
+    p /= p.sum()
+    samples = 1_000_000
+    identical = rng.multinomial(samples, p, size=40).astype(float)
+    assert abs(spread_to_sampling_noise(identical)) < 0.15
+    # members whose densities differ by 2 % per bin (independent): density variance
+    # sum (0.02 c)^2 over sampling variance sum c
+    wiggle = np.exp(0.02 * rng.standard_normal((40, 50)))
+    members = np.array([rng.multinomial(samples, q / q.sum()) for q in p * wiggle], dtype=float)
+    expected = float(((0.02 * samples * p) ** 2).sum() / (samples * p).sum())
+    assert spread_to_sampling_noise(members) == pytest.approx(expected, rel=0.3)
+
+
+def test_calibration_warns_when_sampling_noise_dominates_the_spread() -> None:
+    model = IdenticalMembers(6)
+    hists = sample_member_histograms(model, 200_000, BINNING, seed=3, chunk_size=500_000, progress=False)
+    with pytest.warns(RuntimeWarning, match="sampling noise"):
+        result = ensemble_bump_hunt(hists, 200_000, n_pseudo=20)
+    assert result.spread_to_sampling_noise < 1.0

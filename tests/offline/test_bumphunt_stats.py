@@ -121,6 +121,7 @@ def test_group_snapshots() -> None:
         group_snapshots([manifest(10, 0), manifest(10, 0)], ["a", "b"])
 
 
+@pytest.mark.filterwarnings("ignore:ensemble bump hunt. the members' own spread:RuntimeWarning")
 def test_ensemble_bump_hunt_finds_the_bump() -> None:
     model = FakeEnsemble(n_members=6)
     hists = sample_member_histograms(
