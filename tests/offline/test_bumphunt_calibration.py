@@ -187,11 +187,13 @@ def test_spread_to_sampling_noise_measures_the_members_own_spread() -> None:
     samples = 1_000_000
     identical = rng.multinomial(samples, p, size=40).astype(float)
     assert abs(spread_to_sampling_noise(identical)) < 0.15
-    # members whose densities differ by 2 % per bin (independent): density variance
-    # sum (0.02 c)^2 over sampling variance sum c
+    # members whose densities differ by 2 % per bin, independently: the second difference
+    # has density variance 0.02² (c[i-1]² + 4 c[i]² + c[i+1]²) against sampling noise
+    # c[i-1] + 4 c[i] + c[i+1]
     wiggle = np.exp(0.02 * rng.standard_normal((40, 50)))
     members = np.array([rng.multinomial(samples, q / q.sum()) for q in p * wiggle], dtype=float)
-    expected = float(((0.02 * samples * p) ** 2).sum() / (samples * p).sum())
+    c = samples * p
+    expected = float((0.02**2 * (c[:-2] ** 2 + 4 * c[1:-1] ** 2 + c[2:] ** 2)).sum() / (c[:-2] + 4 * c[1:-1] + c[2:]).sum())
     assert spread_to_sampling_noise(members) == pytest.approx(expected, rel=0.3)
 
 
