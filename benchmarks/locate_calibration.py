@@ -88,7 +88,7 @@ def _lag_correlation(cov: np.ndarray, lags: int) -> list[float]:
 def study(files: list[Path], options: Sequence[str], n_pseudo: int) -> dict[str, Any]:
     """Calibrated significances per option and the run-to-run diagnostics."""
     from offline.bumphunt.analysis import BumpHuntSettings
-    from offline.bumphunt.ensemble import ensemble_bump_hunt
+    from offline.bumphunt.ensemble import ensemble_bump_hunt, spread_to_sampling_noise
     from offline.bumphunt.fit import fit_background
     from offline.bumphunt.histogram import MemberHistograms
     from offline.bumphunt.scan import _scan_range
@@ -102,8 +102,9 @@ def study(files: list[Path], options: Sequence[str], n_pseudo: int) -> dict[str,
         a = np.load(path)
         counts, samples, n_events, seed = a["counts"], int(a["samples"]), float(a["n_events"]), int(a["seed"])
         histograms = MemberHistograms(counts=counts, samples_per_member=samples, binning=binning)
+        train = a["train"] if a["train"].size else None
+        spread_ratio.append(spread_to_sampling_noise(counts))
         for option in options:
-            train = a["train"] if a["train"].size else None
             if option == "members+absorbed" and train is None:
                 continue
             with warnings.catch_warnings():
@@ -112,15 +113,15 @@ def study(files: list[Path], options: Sequence[str], n_pseudo: int) -> dict[str,
                 ens = ensemble_bump_hunt(histograms, n_events, n_pseudo=n_pseudo, seed=seed, locate_pseudo=option,
                                          training_counts=train)
             z[option].append((seed, float(ens.locate.calibrated_significance)))
-            spread_ratio.append(ens.spread_to_sampling_noise)
         scale = n_events / samples
         half = counts.shape[0] // 2
         locating = counts[:half].mean(axis=0) * scale
-        residuals.append(locating - fit_background(locating, edges, 5).expected)
+        expected = fit_background(locating, edges, 5).expected
+        residuals.append(locating - expected)
         member_res = np.array([m * scale - fit_background(m * scale, edges, 5).expected for m in counts])
         d = member_res - member_res.mean(axis=0)
         predicted.append(d.T @ d / (counts.shape[0] - 1) / half)
-        lo, hi = _scan_range(fit_background(locating, edges, 5).expected)
+        lo, hi = _scan_range(expected)
     r = np.array(residuals)[:, lo:hi]
     truth = np.cov(r.T)
     pred = np.mean(predicted, axis=0)[lo:hi, lo:hi]

@@ -274,10 +274,9 @@ class OnlineFlowEnsemble:
                 order = torch.stack([
                     torch.randperm(n_events, generator=generator, device=self.device) for _ in range(self.n_members)
                 ])
-                inputs[..., :n_columns] = u[order]
             else:
                 order = torch.randperm(n_events, generator=generator, device=self.device)
-                inputs[..., :n_columns] = u[order]
+            inputs[..., :n_columns] = u[order]
             if self.noise_dims:
                 inputs[..., n_columns:] = noise.normal_(generator=generator)
             if per_batch:
