@@ -74,7 +74,11 @@ from models.shower_data import (
 )
 from models.showerflow.conditional_maf import ConditionalMAF
 from models.showerflow.config import ShowerFlowConfig
-from models.showerflow.preprocessing import ShowerPreprocessor, previous_layer_context
+from models.showerflow.preprocessing import (
+    RESCALE_MODES,
+    ShowerPreprocessor,
+    previous_layer_context,
+)
 from models.state import pack_state, require_counters, unpack_state
 
 __all__ = ["STAGES", "LayerShowerFlow", "history_mask"]
@@ -405,6 +409,7 @@ class LayerShowerFlow:
         full_grid: bool = False,
         batch_size: int | None = None,
         teacher_inverse: str = "incremental",
+        rescale: str = "layer",
     ) -> dict[str, torch.Tensor]:
         """Generate ``n`` showers at given incident energies.
 
@@ -420,6 +425,9 @@ class LayerShowerFlow:
             teacher_inverse: how the teacher MAFs are inverted: ``"incremental"`` (every
                 hidden unit computed once; the fast, default way) or ``"passes"`` (one full
                 MADE pass per feature, the textbook way; for benchmarks).
+            rescale: ``"layer"`` (each generated layer rescaled to the layer flow's energy,
+                the default) or ``"none"`` (the hits kept as the shower flow generated
+                them; a diagnostic, :meth:`ShowerPreprocessor.finish_layer`).
 
         Returns:
             ``{"showers": (n, L, X, Y) float32 MeV, "incident_energy": (n,) GeV,
@@ -450,6 +458,9 @@ class LayerShowerFlow:
         if teacher_inverse not in ("incremental", "passes"):
             msg = f"LayerShowerFlow.sample: teacher_inverse must be 'incremental' or 'passes', got {teacher_inverse!r}"
             raise ValueError(msg)
+        if rescale not in RESCALE_MODES:
+            msg = f"LayerShowerFlow.sample: rescale must be one of {RESCALE_MODES}, got {rescale!r}"
+            raise ValueError(msg)
         c = self.config
         generator = torch.Generator(device=self._device).manual_seed(int(seed))
         shape = c.grid_shape if full_grid else c.model_shape
@@ -457,7 +468,7 @@ class LayerShowerFlow:
         layer_energy = torch.zeros(n, c.model_shape[0], device=self._device)
         for start in range(0, n, chunk):
             cells, layer_energy[start : start + chunk] = self._generate(
-                energy[start : start + chunk], generator, student, teacher_inverse)
+                energy[start : start + chunk], generator, student, teacher_inverse, rescale)
             cells = cells.view(-1, *c.model_shape)
             if full_grid and self.window is not None:
                 out[start : start + chunk, :, self.window[0], self.window[1]] = cells
@@ -466,7 +477,8 @@ class LayerShowerFlow:
         return {"showers": out, "incident_energy": energy.clone(), "layer_energy": layer_energy}
 
     def _generate(
-        self, energy: torch.Tensor, generator: torch.Generator, student: bool, method: str = "incremental"
+        self, energy: torch.Tensor, generator: torch.Generator, student: bool, method: str = "incremental",
+        rescale: str = "layer",
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cells ``(b, L, P)`` MeV (zero below the threshold) and visible layer energies ``(b, L)``."""
         c, pre = self.config, self.preprocessor
@@ -496,9 +508,13 @@ class LayerShowerFlow:
             else:
                 y = self.shower_flows.inverse(z, context, member=layer, method=method)
             y = torch.nan_to_num(y[0], nan=0.0, posinf=50.0, neginf=-50.0)
-            shower, visible[:, layer], seen = pre.finish_layer(pre.cells_from_features(y, layer), layer_mev[:, layer])
+            shower, visible[:, layer], seen = pre.finish_layer(
+                pre.cells_from_features(y, layer), layer_mev[:, layer], rescale)
             out[:, layer] = shower
-            images[:, layer] = pre.context_image(seen.clamp_min(1e-30), layer_mev[:, layer], layer)
+            # the image is normalised to the layer's own visible energy, as in training
+            norm = layer_mev[:, layer] if rescale == "layer" else torch.where(
+                visible[:, layer] > 0, visible[:, layer], layer_mev[:, layer])
+            images[:, layer] = pre.context_image(seen.clamp_min(1e-30), norm, layer)
         return out, visible
 
     # ------------------------------------------------------------------ state

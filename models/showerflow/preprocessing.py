@@ -45,12 +45,14 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["QuantileMap", "ShowerPreprocessor", "previous_layer_context"]
+__all__ = ["RESCALE_MODES", "QuantileMap", "ShowerPreprocessor", "previous_layer_context"]
 
 _STD_FLOOR = 1e-3
 _LOG_FLOOR = -30.0  # log energies (MeV) are clamped here when decoding samples
 _LOG_CEILING = 12.0
 _RESCALE_ROUNDS = 4  # rescale, drop hits that fell below the threshold, rescale again
+RESCALE_MODES = ("layer", "none")
+"""How generated layers are finished: rescaled to the layer flow's energy, or kept as generated."""
 
 
 class QuantileMap(nn.Module):
@@ -280,8 +282,16 @@ class ShowerPreprocessor(nn.Module):
         return (images * self.fraction_std + self.fraction_mean).clamp(_LOG_FLOOR, _LOG_CEILING).exp()
 
     # ------------------------------------------------------------------ step 6
-    def finish_layer(self, dequantised_mev: torch.Tensor, layer_mev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def finish_layer(
+        self, dequantised_mev: torch.Tensor, layer_mev: torch.Tensor, rescale: str = "layer"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Generated cells ``(N, P)`` of one layer → ``(shower cells, visible energy, cells for the context)``.
+
+        ``rescale="layer"`` (the default, the study's way) is described below.
+        ``rescale="none"`` keeps the shower flow's hits as generated: a layer the layer
+        flow drew empty stays empty, otherwise the hits are the generated cells at or above
+        the threshold and the visible energy is their sum (the layer flow's energy is then
+        only the shower flow's condition); a diagnostic of what the rescaling changes.
 
         Layers with ``t < thr`` are empty (zeros, visible energy 0). Otherwise the cells
         below the threshold are zeroed and the hits rescaled to sum to ``t``; hits the
@@ -291,7 +301,14 @@ class ShowerPreprocessor(nn.Module):
         are the dequantised cells with the hits rescaled the same way (what the data's
         context images are made of).
         """
+        if rescale not in RESCALE_MODES:
+            msg = f"finish_layer: rescale must be one of {RESCALE_MODES}, got {rescale!r}"
+            raise ValueError(msg)
         empty = layer_mev < self.threshold_mev
+        if rescale == "none":
+            hits = (dequantised_mev >= self.threshold_mev) & ~empty.unsqueeze(-1)
+            shower = torch.where(hits, dequantised_mev, torch.zeros_like(dequantised_mev))
+            return shower, shower.sum(-1), dequantised_mev
         largest = torch.zeros_like(dequantised_mev, dtype=torch.bool).scatter_(-1, dequantised_mev.argmax(-1, keepdim=True), True)
         hits = (dequantised_mev >= self.threshold_mev) | largest
         for _ in range(_RESCALE_ROUNDS):  # hits pushed below the threshold by the rescaling drop out

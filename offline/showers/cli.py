@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--student", action="store_true",
         help="layerflow: sample with the IAF students (one parallel pass per layer) instead of the MAF teacher",
     )
+    parser.add_argument(
+        "--rescale", choices=("layer", "none"), default=None,
+        help="layerflow: rescale each generated layer to the layer flow's energy (layer, the default) or "
+        "keep the shower flow's hits as generated (none; a diagnostic of what the rescaling changes)",
+    )
     parser.add_argument("--n", type=int, default=10_000, help="showers per sample (default: 10000)")
     parser.add_argument(
         "--out",
@@ -156,9 +161,10 @@ def _model_options(args: argparse.Namespace) -> dict[str, object]:
     """Factory keywords of the chosen model from the snapshot options (an error if misused)."""
     snapshot_models = ("bibae", "layerflow")
     if args.model not in snapshot_models:
-        if args.snapshot is not None or args.sampling is not None or args.post_processor != "auto" or args.student:
+        if (args.snapshot is not None or args.sampling is not None or args.post_processor != "auto" or args.student
+                or args.rescale is not None):
             msg = (
-                f"--snapshot, --sampling, --post-processor and --student apply to {', '.join(snapshot_models)}, "
+                f"--snapshot, --sampling, --post-processor, --student and --rescale apply to {', '.join(snapshot_models)}, "
                 f"not {args.model!r}"
             )
             raise ValueError(msg)
@@ -166,12 +172,17 @@ def _model_options(args: argparse.Namespace) -> dict[str, object]:
     if args.student and args.model != "layerflow":
         msg = f"--student applies to layerflow (its IAF students), not {args.model!r}"
         raise ValueError(msg)
+    if args.rescale is not None and args.model != "layerflow":
+        msg = f"--rescale applies to layerflow, not {args.model!r}"
+        raise ValueError(msg)
     if args.model == "layerflow" and (args.sampling is not None or args.post_processor != "auto"):
         msg = "--sampling and --post-processor apply to bibae, not 'layerflow'"
         raise ValueError(msg)
     options: dict[str, object] = {"snapshot": args.snapshot}
     if args.student:
         options["student"] = True
+    if args.rescale is not None:
+        options["rescale"] = args.rescale
     if args.sampling is not None:
         options["mode"] = args.sampling
     if args.post_processor != "auto":

@@ -237,6 +237,22 @@ def test_generated_layers_are_thresholded_and_sum_to_the_layer_energy() -> None:
     assert torch.equal(context[0, 3:], cells[0, 3:])
 
 
+def test_generated_layers_kept_as_generated_without_rescaling() -> None:
+    pre = ShowerPreprocessor(1, 5)
+    cells = torch.tensor([[2.0, 0.5, 0.105, 0.02, 0.01],
+                          [0.05, 0.03, 0.02, 0.01, 0.01],
+                          [3.0, 1.0, 0.01, 0.01, 0.01]])
+    energy = torch.tensor([2.34, 0.7, 0.05])
+    shower, visible, context = pre.finish_layer(cells, energy, rescale="none")
+    # hits are the generated cells >= 0.1 MeV, untouched; the layer flow only decides emptiness
+    torch.testing.assert_close(shower[0], torch.tensor([2.0, 0.5, 0.105, 0.0, 0.0]))
+    torch.testing.assert_close(visible, torch.tensor([2.605, 0.0, 0.0]))
+    assert bool((shower[1:] == 0).all())
+    assert torch.equal(context, cells)
+    with pytest.raises(ValueError, match="rescale must be one of"):
+        pre.finish_layer(cells, energy, rescale="cells")
+
+
 def test_preprocessing_rejects_bad_input() -> None:
     pre = ShowerPreprocessor(4, 6)
     with pytest.raises(ValueError, match=r"\(N, 4, 6\)"):
