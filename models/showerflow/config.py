@@ -13,7 +13,10 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["ShowerFlowConfig"]
+__all__ = ["MOMENTS", "ShowerFlowConfig"]
+
+MOMENTS = 4
+"""Context moments per previous layer with ``context_moments``: centre of gravity x, y and width x, y."""
 
 
 def _tuple(value: Any) -> Any:
@@ -34,6 +37,12 @@ class ShowerFlowConfig:
         quantile_knots: knots of the per-feature quantile maps (Gaussianisation).
         history: previous layers whose normalised images condition a shower flow (5 in
             the study: context of ``2 + 5 * cells`` features).
+        context_moments: also give each shower flow the energy-weighted centre of gravity
+            and width (x and y, in cells) of the hits (cells at or above the threshold) of
+            each of the previous ``history`` layers, four
+            features per layer appended after the images (``4 * history`` more context
+            features). The reference showers' core wanders with depth; these let a flow
+            follow it without reconstructing the moments from log-fraction images.
         layer_blocks: MADE blocks of the layer flow.
         layer_hidden: hidden units per MADE layer of the layer flow.
         layer_hidden_layers: hidden layers per MADE of the layer flow.
@@ -64,6 +73,7 @@ class ShowerFlowConfig:
     noise_high_mev: float = 0.09
     quantile_knots: int = 129
     history: int = 5
+    context_moments: bool = False
     layer_blocks: int = 6
     layer_hidden: int = 128
     layer_hidden_layers: int = 2
@@ -97,6 +107,9 @@ class ShowerFlowConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 msg = f"LayerShowerFlow: setting {name!r} must be an integer >= 1, got {value!r}"
                 raise ValueError(msg)
+        if not isinstance(self.context_moments, bool):
+            msg = f"LayerShowerFlow: setting 'context_moments' must be true or false, got {self.context_moments!r}"
+            raise ValueError(msg)
         for name in ("shower_context_embedding", "student_context_embedding"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -149,8 +162,8 @@ class ShowerFlowConfig:
 
     @property
     def context_features(self) -> int:
-        """Context width of a shower flow: layer energy, incident energy, ``history`` images."""
-        return 2 + self.history * self.cells
+        """Context width of a shower flow: layer energy, incident energy, ``history`` images (and moments)."""
+        return 2 + self.history * self.cells + (MOMENTS * self.history if self.context_moments else 0)
 
     def to_json(self) -> dict[str, Any]:
         """All settings as JSON-ready values (tuples as lists)."""

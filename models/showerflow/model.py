@@ -73,10 +73,11 @@ from models.shower_data import (
     n_showers,
 )
 from models.showerflow.conditional_maf import ConditionalMAF
-from models.showerflow.config import ShowerFlowConfig
+from models.showerflow.config import MOMENTS, ShowerFlowConfig
 from models.showerflow.preprocessing import (
     RESCALE_MODES,
     ShowerPreprocessor,
+    layer_moments,
     previous_layer_context,
 )
 from models.state import pack_state, require_counters, unpack_state
@@ -107,20 +108,23 @@ def _build(seed: int, network: str, factory: Callable[[], nn.Module]) -> nn.Modu
         return factory()
 
 
-def history_mask(layers: int, cells: int, history: int) -> torch.Tensor:
-    """``(layers, 2 + history * cells)`` 0/1 context columns each shower flow may see.
+def history_mask(layers: int, cells: int, history: int, moments: int = 0) -> torch.Tensor:
+    """``(layers, 2 + history * (cells + moments))`` 0/1 context columns each shower flow may see.
 
-    Layer ``l`` sees the two scalars and the images of layers ``l-1 .. l-history`` that exist.
+    Layer ``l`` sees the two scalars and the images (and ``moments`` per layer after all
+    images) of layers ``l-1 .. l-history`` that exist.
 
     Example:
         >>> history_mask(3, 1, 2).tolist()
         [[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]]
     """
-    mask = torch.zeros(layers, 2 + history * cells)
+    mask = torch.zeros(layers, 2 + history * (cells + moments))
     mask[:, :2] = 1.0
+    after_images = 2 + history * cells
     for layer in range(layers):
         for k in range(1, min(layer, history) + 1):
             mask[layer, 2 + (k - 1) * cells : 2 + k * cells] = 1.0
+            mask[layer, after_images + (k - 1) * moments : after_images + k * moments] = 1.0
     return mask
 
 
@@ -160,7 +164,7 @@ class LayerShowerFlow:
             raise ValueError(msg) from err
         layers, cells = c.model_shape[0], c.cells
         self.window = central_window(c.grid_shape, c.crop) if c.crop is not None else None
-        mask = history_mask(layers, cells, c.history)
+        mask = history_mask(layers, cells, c.history, MOMENTS if c.context_moments else 0)
         self.preprocessor = ShowerPreprocessor(
             layers, cells, c.threshold_mev, c.noise_low_mev, c.noise_high_mev, c.quantile_knots)
         self.layer_flow: ConditionalMAF = _build(seed, "layer_flow", lambda: ConditionalMAF(
@@ -257,7 +261,9 @@ class LayerShowerFlow:
         w = pre.layer_features(layer_mev)
         e = pre.energy_features(energy_gev)
         y = pre.cell_features(dequantised).transpose(0, 1)
-        context = previous_layer_context(w, e, pre.context_images(dequantised, layer_mev), self.config.history)
+        c = self.config
+        moments = layer_moments(pre.threshold(dequantised), c.model_shape[1:]) if c.context_moments else None
+        context = previous_layer_context(w, e, pre.context_images(dequantised, layer_mev), c.history, moments)
         return w.unsqueeze(0), e.unsqueeze(0), y, context, noise
 
     # ------------------------------------------------------------------ training
@@ -498,10 +504,14 @@ class LayerShowerFlow:
         images = torch.zeros(b, layers, cells, device=self._device)
         context = torch.zeros(1, b, c.context_features, device=self._device)
         context[0, :, 1] = e[0, :, 0]
+        after_images = 2 + history * cells
+        moments = torch.zeros(b, layers, MOMENTS, device=self._device) if c.context_moments else None
         for layer in range(layers):
             context[0, :, 0] = w[:, layer]
             for k in range(1, min(layer, history) + 1):
                 context[0, :, 2 + (k - 1) * cells : 2 + k * cells] = images[:, layer - k]
+                if moments is not None:
+                    context[0, :, after_images + (k - 1) * MOMENTS : after_images + k * MOMENTS] = moments[:, layer - k]
             z = base_cells[layer : layer + 1]
             if student:
                 y = self.shower_student.transform(z, context, member=layer)[0]
@@ -515,6 +525,8 @@ class LayerShowerFlow:
             norm = layer_mev[:, layer] if rescale == "layer" else torch.where(
                 visible[:, layer] > 0, visible[:, layer], layer_mev[:, layer])
             images[:, layer] = pre.context_image(seen.clamp_min(1e-30), norm, layer)
+            if moments is not None:
+                moments[:, layer] = layer_moments(shower, c.model_shape[1:])  # of the hits, as in training
         return out, visible
 
     # ------------------------------------------------------------------ state

@@ -45,7 +45,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["RESCALE_MODES", "QuantileMap", "ShowerPreprocessor", "previous_layer_context"]
+__all__ = ["RESCALE_MODES", "QuantileMap", "ShowerPreprocessor", "layer_moments", "previous_layer_context"]
 
 _STD_FLOOR = 1e-3
 _LOG_FLOOR = -30.0  # log energies (MeV) are clamped here when decoding samples
@@ -323,13 +323,48 @@ class ShowerPreprocessor(nn.Module):
         return shower, torch.where(empty, torch.zeros_like(layer_mev), layer_mev), context
 
 
+def layer_moments(cells_mev: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """Energy-weighted centre of gravity and width of each layer's cells, in cells.
+
+    Args:
+        cells_mev: ``(..., X * Y)`` cell energies (MeV, any non-negative weights: the
+            dequantised cells of a context, noise included).
+        shape: ``(X, Y)`` of a layer.
+
+    Returns:
+        ``(..., 4)``: ``[cog_x, cog_y, width_x, width_y]``, the centre of gravity measured
+        from the centre of the layer (cells), the widths the energy-weighted standard
+        deviations (cells); zeros for a layer without energy.
+
+    Example:
+        >>> cells = torch.zeros(1, 4); cells[0, 3] = 2.0   # a 2 x 2 layer, energy in cell (1, 1)
+        >>> layer_moments(cells, (2, 2)).tolist()
+        [[0.5, 0.5, 0.0, 0.0]]
+    """
+    n_x, n_y = shape
+    grid = cells_mev.unflatten(-1, (n_x, n_y))
+    total = grid.sum((-2, -1))
+    safe = total.clamp_min(1e-30)
+    x = torch.arange(n_x, dtype=grid.dtype, device=grid.device) - (n_x - 1) / 2
+    y = torch.arange(n_y, dtype=grid.dtype, device=grid.device) - (n_y - 1) / 2
+    profile_x, profile_y = grid.sum(-1), grid.sum(-2)
+    cog_x = (profile_x * x).sum(-1) / safe
+    cog_y = (profile_y * y).sum(-1) / safe
+    width_x = ((profile_x * x.square()).sum(-1) / safe - cog_x.square()).clamp_min(0).sqrt()
+    width_y = ((profile_y * y.square()).sum(-1) / safe - cog_y.square()).clamp_min(0).sqrt()
+    moments = torch.stack((cog_x, cog_y, width_x, width_y), -1)
+    return torch.where((total > 0).unsqueeze(-1), moments, torch.zeros_like(moments))
+
+
 def previous_layer_context(
-    layer_features: torch.Tensor, energy_features: torch.Tensor, images: torch.Tensor, history: int
+    layer_features: torch.Tensor, energy_features: torch.Tensor, images: torch.Tensor, history: int,
+    moments: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Contexts of all shower flows at once (teacher forcing on the given images).
 
     Shower flow ``l`` sees ``[w_l, e, r_{l-1}, r_{l-2}, ..., r_{l-history}]`` (most recent
-    first), zeros where ``l - k < 0``.
+    first), zeros where ``l - k < 0``; with ``moments`` ``(N, L, 4)`` (:func:`layer_moments`)
+    their windows follow in the same order, ``[m_{l-1}, ..., m_{l-history}]``.
 
     Args:
         layer_features: ``(N, L)`` layer-flow features ``w``.
@@ -351,4 +386,10 @@ def previous_layer_context(
     windows = padded.unfold(1, history, 1)[:, :layers].flip(-1)  # (N, L, P, history)
     previous = windows.permute(1, 0, 3, 2).reshape(layers, n, history * cells)
     scalars = torch.stack((layer_features.T, energy_features.reshape(1, n).expand(layers, n)), -1)
-    return torch.cat((scalars, previous), -1)
+    if moments is None:
+        return torch.cat((scalars, previous), -1)
+    k = moments.shape[-1]
+    padded_m = torch.cat((moments.new_zeros(n, history, k), moments), 1)
+    windows_m = padded_m.unfold(1, history, 1)[:, :layers].flip(-1)  # (N, L, k, history)
+    previous_m = windows_m.permute(1, 0, 3, 2).reshape(layers, n, history * k)
+    return torch.cat((scalars, previous, previous_m), -1)

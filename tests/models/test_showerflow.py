@@ -15,6 +15,7 @@ from models.protocol import BufferReport, OnlineModel
 from models.registry import build_model
 from models.shower_data import to_sparse
 from models.showerflow import STAGES, LayerShowerFlow
+from models.showerflow.preprocessing import layer_moments
 from stream.showers.simulator import sample_energies, simulate
 
 TINY: dict[str, Any] = {
@@ -153,9 +154,10 @@ def test_snapshot_round_trip_and_exact_resume(tmp_path: Path, buffers: list[dict
     _assert_same_state(straight, resumed)
 
 
-def test_teacher_forcing_sees_only_the_five_previous_layers(buffers: list[dict[str, torch.Tensor]]) -> None:
+@pytest.mark.parametrize("moments", [False, True], ids=["images", "images+moments"])
+def test_teacher_forcing_sees_only_the_five_previous_layers(buffers: list[dict[str, torch.Tensor]], moments: bool) -> None:
     """The log-density of layer 12 does not change when layers outside 7..11 change."""
-    model = LayerShowerFlow(**TINY)
+    model = LayerShowerFlow(**TINY, context_moments=moments)
     model.train_on_buffer(buffers[0], 1, 8)
     generator = torch.Generator().manual_seed(0)
     cells = model._cells(buffers[1], torch.arange(6))
@@ -209,3 +211,31 @@ def test_a_non_finite_step_is_skipped_and_counted(buffers: list[dict[str, torch.
     assert model.training_state()["skipped_steps"] == 1
     after = model.state_tensors()
     assert all(torch.equal(value, after[key]) for key, value in before.items())
+
+
+def test_generation_conditions_on_the_moments_of_the_layers_it_generated(buffers: list[dict[str, torch.Tensor]]) -> None:
+    """With ``context_moments`` the flow of layer l sees the moments of generated layers l-1 .. l-5."""
+    model = LayerShowerFlow(**TINY, context_moments=True)
+    model.train_on_buffer(buffers[0], 1, 8)
+    model.end_buffer()
+    c = model.config
+    seen: dict[int, torch.Tensor] = {}
+    inverse = model.shower_flows.inverse
+
+    def recording(z: torch.Tensor, context: torch.Tensor, member: int | None = None, **kw: Any) -> torch.Tensor:
+        seen[int(member or 0)] = context[0].clone()
+        return inverse(z, context, member=member, **kw)
+
+    model.shower_flows.inverse = recording  # type: ignore[method-assign]
+    showers = model.sample(6, seed=2, condition=_energies(6))["showers"].flatten(2)
+    tail = 2 + c.history * c.cells
+    for layer in (1, 4, 12, 29):
+        for k in range(1, min(layer, c.history) + 1):
+            expected = layer_moments(showers[:, layer - k], c.model_shape[1:])
+            got = seen[layer][:, tail + 4 * (k - 1) : tail + 4 * k]
+            torch.testing.assert_close(got, expected)
+    assert float(seen[12][:, tail:].abs().sum()) > 0
+    # and teacher forcing on those showers builds the same moment columns
+    _, _, _, context, _ = model._features(showers.view(6, *c.model_shape).flatten(2), _energies(6)["incident_energy"],
+                                          torch.Generator().manual_seed(0))
+    torch.testing.assert_close(context[12, :, tail:], seen[12][:, tail:])

@@ -10,7 +10,12 @@ import torch
 
 from models.showerflow.conditional_maf import ConditionalMAF
 from models.showerflow.model import history_mask
-from models.showerflow.preprocessing import QuantileMap, ShowerPreprocessor, previous_layer_context
+from models.showerflow.preprocessing import (
+    QuantileMap,
+    ShowerPreprocessor,
+    layer_moments,
+    previous_layer_context,
+)
 
 # (features, context, blocks, hidden, hidden layers, embedding)
 ARCHITECTURES = [(5, 6, 3, 8, 2, None), (5, 6, 2, 8, 3, 3), (1, 2, 2, 4, 1, None), (12, 4, 2, 16, 2, 5)]
@@ -283,3 +288,35 @@ def test_context_of_layer_l_holds_exactly_layers_l_minus_5_to_l_minus_1() -> Non
         assert seen == [1.0 if layer - k >= 0 else 0.0 for k in range(1, history + 1)]
     assert int(mask[0].sum()) == 2
     assert int(mask[-1].sum()) == 2 + history * cells
+
+
+def test_context_moments_follow_the_images_for_the_same_previous_layers() -> None:
+    n, layers, cells, history, k = 2, 8, 3, 5, 4
+    images = torch.zeros(n, layers, cells)
+    moments = torch.arange(1.0, layers + 1).view(1, layers, 1).expand(n, layers, k)  # moments of layer j = j + 1
+    context = previous_layer_context(torch.zeros(n, layers), torch.zeros(n, 1), images, history, moments)
+    assert context.shape == (layers, n, 2 + history * (cells + k))
+    mask = history_mask(layers, cells, history, k)
+    assert mask.shape == context.shape[::2]
+    tail = 2 + history * cells
+    for layer in range(layers):
+        slots = context[layer, 0, tail:].view(history, k)[:, 0].tolist()
+        expected = [float(layer - j + 1) if layer - j >= 0 else 0.0 for j in range(1, history + 1)]
+        assert slots == expected, (layer, slots)
+        seen = mask[layer, tail:].view(history, k)[:, 0].tolist()
+        assert seen == [1.0 if layer - j >= 0 else 0.0 for j in range(1, history + 1)]
+    assert int(mask[-1].sum()) == 2 + history * (cells + k)
+
+
+def test_layer_moments_of_a_known_layer() -> None:
+    # a 10 x 10 layer: a Gaussian blob centred at (5.6, 3.9) in cell indices, width 1.0 cell
+    x = torch.arange(10.0)
+    gx, gy = torch.exp(-0.5 * (x - 5.6) ** 2), torch.exp(-0.5 * (x - 3.9) ** 2)
+    layer = (gx[:, None] * gy[None, :]).reshape(1, 100) * 7.0
+    cog_x, cog_y, width_x, width_y = layer_moments(torch.cat((layer, torch.zeros(1, 100))), (10, 10)).unbind(-1)
+    # measured from the layer's centre (4.5); the blob is far enough from the edges to be whole
+    assert float(cog_x[0]) == pytest.approx(5.6 - 4.5, abs=1e-3)
+    assert float(cog_y[0]) == pytest.approx(3.9 - 4.5, abs=1e-3)
+    assert float(width_x[0]) == pytest.approx(1.0, abs=2e-3)
+    assert float(width_y[0]) == pytest.approx(1.0, abs=2e-3)
+    assert float(cog_x[1]) == float(width_y[1]) == 0.0  # an empty layer: zeros, no NaN
