@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     from offline.showers.pipeline import simulate_reference
     from offline.showers.snapshot_model import SnapshotGenerator, reference_seed
 
-    options = {"student": True} if args.student else {}
+    options: dict[str, Any] = {"student": True} if args.student else {}
     try:
         generator = SnapshotGenerator("ecal", args.snapshot, **options)
     except ValueError as err:
