@@ -86,7 +86,10 @@ def test_student_and_window_errors_are_user_errors(tmp_path: Path, capsys: pytes
     assert main(["--model", "layerflow", "--snapshot", str(untrained), "--student", *base, "--out", str(tmp_path / "a")]) == 2
     assert "not trained yet" in capsys.readouterr().err
     assert main(["--model", "reference", "--student", *base, "--out", str(tmp_path / "b")]) == 2
-    assert "--student apply to" in capsys.readouterr().err
+    assert "--student and --rescale apply to" in capsys.readouterr().err
+    assert main(["--model", "bibae", "--snapshot", str(untrained), "--rescale", "none", *base,
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "--rescale applies to layerflow" in capsys.readouterr().err
     assert main(["--model", "bibae", "--snapshot", str(untrained), "--student", *base, "--out", str(tmp_path / "b")]) == 2
     assert "--student applies to layerflow" in capsys.readouterr().err
     assert main(["--model", "layerflow", "--snapshot", str(untrained), "--sampling", "kde", *base,
