@@ -327,8 +327,8 @@ def layer_moments(cells_mev: torch.Tensor, shape: tuple[int, int]) -> torch.Tens
     """Energy-weighted centre of gravity and width of each layer's cells, in cells.
 
     Args:
-        cells_mev: ``(..., X * Y)`` cell energies (MeV, any non-negative weights: the
-            dequantised cells of a context, noise included).
+        cells_mev: ``(..., X * Y)`` cell energies (MeV; any non-negative weights, e.g. a
+            layer's hits, as the shower flows' context uses them).
         shape: ``(X, Y)`` of a layer.
 
     Returns:
@@ -380,16 +380,18 @@ def previous_layer_context(
         >>> ctx.shape, ctx[0, 0].tolist(), ctx[1, 0].tolist()
         (torch.Size([3, 4, 6]), [0.0, 0.0, 0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0, 0.0, 0.0])
     """
-    n, layers, cells = images.shape
-    padded = torch.cat((images.new_zeros(n, history, cells), images), 1)  # layer k at index k + history
-    # window s covers padded[s : s + history] = layers s - history .. s - 1; most recent first
-    windows = padded.unfold(1, history, 1)[:, :layers].flip(-1)  # (N, L, P, history)
-    previous = windows.permute(1, 0, 3, 2).reshape(layers, n, history * cells)
+    n, layers = layer_features.shape
     scalars = torch.stack((layer_features.T, energy_features.reshape(1, n).expand(layers, n)), -1)
-    if moments is None:
-        return torch.cat((scalars, previous), -1)
-    k = moments.shape[-1]
-    padded_m = torch.cat((moments.new_zeros(n, history, k), moments), 1)
-    windows_m = padded_m.unfold(1, history, 1)[:, :layers].flip(-1)  # (N, L, k, history)
-    previous_m = windows_m.permute(1, 0, 3, 2).reshape(layers, n, history * k)
-    return torch.cat((scalars, previous, previous_m), -1)
+    parts = [scalars, _previous_windows(images, history)]
+    if moments is not None:
+        parts.append(_previous_windows(moments, history))
+    return torch.cat(parts, -1)
+
+
+def _previous_windows(values: torch.Tensor, history: int) -> torch.Tensor:
+    """``(N, L, F)`` per-layer values → ``(L, N, history * F)``: layers ``l-1 .. l-history`` (zeros before 0)."""
+    n, layers, width = values.shape
+    padded = torch.cat((values.new_zeros(n, history, width), values), 1)  # layer k at index k + history
+    # window s covers padded[s : s + history] = layers s - history .. s - 1; most recent first
+    windows = padded.unfold(1, history, 1)[:, :layers].flip(-1)  # (N, L, F, history)
+    return windows.permute(1, 0, 3, 2).reshape(layers, n, history * width)

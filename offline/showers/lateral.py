@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 2 or args.every < 1:
         print("error: --n must be >= 2 and --every >= 1", file=sys.stderr)
         return 2
-    from offline.showers.pipeline import simulate_reference
+    from offline.showers.pipeline import _central, simulate_reference
     from offline.showers.snapshot_model import SnapshotGenerator, reference_seed
 
     options: dict[str, Any] = {"student": True} if args.student else {}
@@ -133,15 +133,12 @@ def main(argv: list[str] | None = None) -> int:
     geometry = generator.reference_geometry()
     seed = reference_seed(generator.training_seed, args.seed)
     energies, showers = [], []
-    for chunk_energies, chunk in simulate_reference(generator.geometry, args.n, seed):
+    # the central window the model generates, cropped as the validation report crops it
+    for chunk_energies, chunk in _central(simulate_reference(generator.geometry, args.n, seed), geometry.shape):
         energies.append(chunk_energies)
         showers.append(chunk)
     e = np.concatenate(energies)
     ref = np.concatenate(showers)
-    if ref.shape[2:] != geometry.shape[1:]:  # the central window the model generates
-        x0 = (ref.shape[2] - geometry.shape[1]) // 2
-        y0 = (ref.shape[3] - geometry.shape[2]) // 2
-        ref = ref[:, :, x0 : x0 + geometry.shape[1], y0 : y0 + geometry.shape[2]]
     gen = generator.generate(e, seed + 1)
     profiles = {"reference": lateral_profile(ref), generator.name: lateral_profile(gen)}
     names = list(profiles)
