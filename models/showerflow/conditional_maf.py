@@ -21,6 +21,15 @@ shift_d)`` the MADE output of features ``< d``. The MADE is
 
 with the degrees of :mod:`models.flows.made`. The base is a standard normal.
 
+With ``transform="rq_spline"`` each block maps ``x_d`` through a monotonic
+rational-quadratic spline instead (neural spline flows, arXiv 1906.04958, as
+:mod:`models.flows.spline_maf` implements it: ``K`` bins on ``[-tail_bound, tail_bound]``,
+identity tails), whose ``3K - 1`` parameters per feature are the MADE output, rows
+``[widths_0, heights_0, derivatives_0, widths_1, ...]``. A member is then the function of
+nflows' ``MaskedPiecewiseRationalQuadraticAutoregressiveTransform(tails="linear")`` blocks
+(tested). A spline can make the two-peaked conditional distribution of a cell (below the
+threshold, or hit) that an affine block has to bend the whole space for.
+
 Context masks: member ``m`` may see only some context columns (a shower flow of layer
 ``l`` sees the images of layers ``l-5 .. l-1`` only). ``context_mask`` ``(M, C)`` is
 multiplied into the first context weights in every forward pass, so the columns a member
@@ -46,8 +55,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.flows.made import made_masks
+from models.flows.spline_maf import MIN_DERIVATIVE, rational_quadratic_spline
 
-__all__ = ["SCALE_EPSILON", "SOFTPLUS_FLOOR", "ConditionalMAF"]
+__all__ = ["SCALE_EPSILON", "SOFTPLUS_FLOOR", "TRANSFORMS", "ConditionalMAF"]
+
+TRANSFORMS = ("affine", "rq_spline")
+"""Block transforms of :class:`ConditionalMAF`."""
 
 SCALE_EPSILON = 1e-3
 """Added to ``softplus(s)`` so no scale reaches zero (nflows' convention)."""
@@ -58,6 +71,7 @@ under ``SCALE_EPSILON``, and ``exp`` of much lower values gives denormal floats,
 ``softplus`` 8x slower in sampling."""
 
 _IDENTITY_SCALE = math.log(math.e - 1.0)  # softplus(0.5413) = 1: blocks start near the identity
+_IDENTITY_DERIVATIVE = math.log(math.expm1(1.0 - MIN_DERIVATIVE))  # spline knots start at slope 1
 _LOG_2PI = math.log(2.0 * math.pi)
 _INVERSE_METHODS = ("incremental", "passes")
 
@@ -82,10 +96,16 @@ class ConditionalMAF(nn.Module):
         context_embedding: width E of a per-member linear embedding of the context that
             all blocks share (None: each block's context layer sees the raw context).
         context_mask: ``(M, C)`` 0/1 columns each member may see (default: all).
+        transform: ``"affine"`` (MAF blocks) or ``"rq_spline"`` (rational-quadratic spline
+            blocks).
+        n_bins: spline bins K per feature (``rq_spline`` only; >= 2).
+        tail_bound: half-width of the spline interval in the Gaussianised feature space
+            (``rq_spline`` only; identity outside).
         generator: seeded generator of the initial weights.
 
     Raises:
-        ValueError: a non-positive size or a context mask of the wrong shape (named).
+        ValueError: a non-positive size, an unknown transform or a context mask of the
+            wrong shape (named).
 
     Example:
         >>> flow = ConditionalMAF(2, features=3, context_features=1, n_blocks=2, hidden_features=8)
@@ -107,9 +127,24 @@ class ConditionalMAF(nn.Module):
         context_embedding: int | None = None,
         context_mask: torch.Tensor | None = None,
         *,
+        transform: str = "affine",
+        n_bins: int = 8,
+        tail_bound: float = 5.0,
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
+        if transform not in TRANSFORMS:
+            msg = f"ConditionalMAF: transform must be one of {TRANSFORMS}, got {transform!r}"
+            raise ValueError(msg)
+        self.transform_kind = transform
+        self.n_bins = _positive("n_bins", n_bins, minimum=2)
+        if isinstance(tail_bound, bool) or not isinstance(tail_bound, int | float) or not (
+            math.isfinite(tail_bound) and tail_bound > 0
+        ):
+            msg = f"ConditionalMAF: tail_bound must be a finite number > 0, got {tail_bound!r}"
+            raise ValueError(msg)
+        self.tail_bound = float(tail_bound)
+        self.params_per_feature = p = 2 if transform == "affine" else 3 * self.n_bins - 1
         self.n_members = m = _positive("n_members", n_members)
         self.features = d = _positive("features", features)
         self.context_features = c = _positive("context_features", context_features)
@@ -130,8 +165,8 @@ class ConditionalMAF(nn.Module):
         self.input_bias = nn.Parameter(torch.empty(b, m, h))
         self.hidden_weight = nn.Parameter(torch.empty(b, k, m, h, h))
         self.hidden_bias = nn.Parameter(torch.empty(b, k, m, h))
-        self.output_weight = nn.Parameter(torch.empty(b, m, 2 * d, h))
-        self.output_bias = nn.Parameter(torch.empty(b, m, 2 * d))
+        self.output_weight = nn.Parameter(torch.empty(b, m, p * d, h))
+        self.output_bias = nn.Parameter(torch.empty(b, m, p * d))
         # one dense context layer for all blocks: rows [block 0 units, block 1 units, ...]
         self.context_weight = nn.Parameter(torch.empty(m, b * h, e))
         self.context_bias = nn.Parameter(torch.empty(m, b * h))
@@ -140,7 +175,7 @@ class ConditionalMAF(nn.Module):
             self.embedding_bias: nn.Parameter | None = nn.Parameter(torch.empty(m, e))
         else:
             self.embedding_weight = self.embedding_bias = None
-        masks = made_masks(d, h)
+        masks = made_masks(d, h, outputs_per_feature=p)
         self.register_buffer("input_mask", masks.input.clone(), persistent=False)
         self.register_buffer("hidden_mask", masks.hidden.clone(), persistent=False)
         self.register_buffer("output_mask", masks.output.clone(), persistent=False)
@@ -152,7 +187,9 @@ class ConditionalMAF(nn.Module):
         return (
             f"n_members={self.n_members}, features={self.features}, context_features={self.context_features}, "
             f"n_blocks={self.n_blocks}, hidden_features={self.hidden_features}, n_hidden_layers={self.n_hidden_layers}, "
-            f"context_embedding={self.context_embedding}, parameters_per_member={self.n_parameters // self.n_members}"
+            f"context_embedding={self.context_embedding}, transform={self.transform_kind!r}"
+            + (f", n_bins={self.n_bins}, tail_bound={self.tail_bound}" if self.transform_kind == "rq_spline" else "")
+            + f", parameters_per_member={self.n_parameters // self.n_members}"
         )
 
     @property
@@ -165,7 +202,9 @@ class ConditionalMAF(nn.Module):
         """``nn.Linear``-style uniform initialisation; output layers start near the identity.
 
         The output weights are scaled by 0.01 and the scale biases set to
-        ``softplus^-1(1)``, so every block starts close to ``z = x`` (stable first steps).
+        ``softplus^-1(1)`` (splines: the knot-derivative biases set so the slopes are 1, and
+        the near-zero width and height logits give equal bins), so every block starts close
+        to ``z = x`` (stable first steps).
         """
         def uniform(tensor: torch.Tensor, fan_in: int, factor: float = 1.0) -> None:
             bound = factor / math.sqrt(max(1, fan_in))
@@ -179,7 +218,11 @@ class ConditionalMAF(nn.Module):
         uniform(self.hidden_bias, h)
         uniform(self.output_weight, h, 0.01)
         uniform(self.output_bias, h, 0.01)
-        self.output_bias.view(self.n_blocks, self.n_members, self.features, 2)[..., 0].add_(_IDENTITY_SCALE)
+        per_feature = self.output_bias.view(self.n_blocks, self.n_members, self.features, self.params_per_feature)
+        if self.transform_kind == "affine":
+            per_feature[..., 0].add_(_IDENTITY_SCALE)
+        else:
+            per_feature[..., 2 * self.n_bins :].add_(_IDENTITY_DERIVATIVE)
         uniform(self.context_weight, e)
         uniform(self.context_bias, e)
         if self.embedding_weight is not None and self.embedding_bias is not None:
@@ -261,11 +304,21 @@ class ConditionalMAF(nn.Module):
             for weight, bias in zip(hidden_weight[block].unbind(0), hidden_bias[block].unbind(0), strict=True):
                 h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu()
             params = torch.baddbmm(output_bias[block].unsqueeze(1), h, output_weight[block].transpose(1, 2))
-            params = params.view(*x.shape, 2)
-            scale = F.softplus(params[..., 0].clamp_min(SOFTPLUS_FLOOR)) + SCALE_EPSILON
-            x = x * scale + params[..., 1]
-            logabsdet = logabsdet + torch.log(scale).sum(-1)
+            x, log_derivative = self._elementwise(x, params.view(*x.shape, self.params_per_feature), inverse=False)
+            logabsdet = logabsdet + log_derivative.sum(-1)
         return x, logabsdet
+
+    def _elementwise(self, x: torch.Tensor, params: torch.Tensor, *, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """One block's map of ``x`` (shape ``S``) given its parameters ``S + (P,)``: output, log-derivative."""
+        if self.transform_kind == "affine":
+            scale = F.softplus(params[..., 0].clamp_min(SOFTPLUS_FLOOR)) + SCALE_EPSILON
+            if inverse:
+                return (x - params[..., 1]) / scale, -torch.log(scale)
+            return x * scale + params[..., 1], torch.log(scale)
+        k = self.n_bins
+        return rational_quadratic_spline(
+            x, params[..., :k], params[..., k : 2 * k], params[..., 2 * k :], tail_bound=self.tail_bound, inverse=inverse
+        )
 
     def log_prob(self, x: torch.Tensor, context: torch.Tensor, member: int | None = None) -> torch.Tensor:
         """Log-density ``(M, N)`` of ``x`` ``(M, N, D)`` given ``context`` ``(M, N, C)``."""
@@ -317,13 +370,14 @@ class ConditionalMAF(nn.Module):
         """Solve one block by ``D`` full MADE passes (feature ``j`` is final after pass ``j``)."""
         w_in, b_in, w_hidden, b_hidden, w_out, b_out = self._block_weights(block, sel)
         x = torch.zeros_like(y)
+        p = self.params_per_feature
         for j in range(self.features):
             h = (torch.baddbmm(b_in.unsqueeze(1), x, w_in.transpose(1, 2)) + term).relu_()
             for weight, bias in zip(w_hidden, b_hidden, strict=True):
                 h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu_()
-            params = torch.baddbmm(b_out[:, 2 * j : 2 * j + 2].unsqueeze(1), h, w_out[:, 2 * j : 2 * j + 2].transpose(1, 2))
-            scale = F.softplus(params[..., 0].clamp_min(SOFTPLUS_FLOOR)).add_(SCALE_EPSILON)
-            x[..., j] = (y[..., j] - params[..., 1]) / scale
+            rows = slice(p * j, p * (j + 1))
+            params = torch.baddbmm(b_out[:, rows].unsqueeze(1), h, w_out[:, rows].transpose(1, 2))
+            x[..., j] = self._elementwise(y[..., j], params, inverse=True)[0]
         return x
 
     def _invert_incremental(self, y: torch.Tensor, block: int, sel: slice, term: torch.Tensor) -> torch.Tensor:
@@ -336,7 +390,7 @@ class ConditionalMAF(nn.Module):
         are needed.
         """
         w_in, b_in, w_hidden, b_hidden, w_out, b_out = self._block_weights(block, sel)
-        d, h = self.features, self.hidden_features
+        d, h, p = self.features, self.hidden_features, self.params_per_feature
         order = torch.argsort(self.degrees, stable=True)
         counts = torch.bincount(self.degrees, minlength=d).tolist()
         stops = torch.tensor(counts).cumsum(0).tolist()
@@ -361,12 +415,15 @@ class ConditionalMAF(nn.Module):
                 for layer, (weight, bias) in enumerate(zip(w_hidden, b_hidden, strict=True)):
                     pre = torch.baddbmm(bias[:, start:stop], weight[:, start:stop, :stop], activations[layer][:, :stop])
                     activations[layer + 1][:, start:stop] = pre.relu_()
-            rows = slice(2 * j, 2 * j + 2)
+            rows = slice(p * j, p * (j + 1))
             if stop > 0:
                 params = torch.baddbmm(b_out[:, rows], w_out[:, rows, :stop], activations[-1][:, :stop])
             else:
-                params = b_out[:, rows].expand(m, 2, n)
-            scale = F.softplus(params[:, 0].clamp_min(SOFTPLUS_FLOOR)).add_(SCALE_EPSILON)
-            torch.div(y_t[:, j] - params[:, 1], scale, out=x_t[:, j])
+                params = b_out[:, rows].expand(m, p, n)
+            if p == 2:  # affine: in place, without the (M, N, P) layout
+                scale = F.softplus(params[:, 0].clamp_min(SOFTPLUS_FLOOR)).add_(SCALE_EPSILON)
+                torch.div(y_t[:, j] - params[:, 1], scale, out=x_t[:, j])
+            else:
+                x_t[:, j] = self._elementwise(y_t[:, j], params.transpose(1, 2), inverse=True)[0]
         return x_t.transpose(1, 2)
 

@@ -13,6 +13,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from models.showerflow.conditional_maf import TRANSFORMS
+
 __all__ = ["MOMENTS", "ShowerFlowConfig"]
 
 MOMENTS = 4
@@ -51,6 +53,11 @@ class ShowerFlowConfig:
         shower_hidden_layers: hidden layers per MADE of each shower flow.
         shower_context_embedding: width of the linear context embedding each shower flow
             shares between its blocks (None: every block sees the raw context).
+        shower_transform: block transform of the shower flows: ``"affine"`` (MAF) or
+            ``"rq_spline"`` (rational-quadratic spline blocks, arXiv 1906.04958).
+        shower_bins: spline bins per cell (``rq_spline`` only).
+        shower_tail_bound: half-width of the spline interval in the Gaussianised cell
+            features (``rq_spline`` only; the identity outside).
         student_layer_blocks: IAF blocks of the layer-flow student.
         student_layer_hidden: hidden units of the layer-flow student.
         student_blocks: IAF blocks of each shower-flow student.
@@ -81,6 +88,9 @@ class ShowerFlowConfig:
     shower_hidden: int = 128
     shower_hidden_layers: int = 2
     shower_context_embedding: int | None = 64
+    shower_transform: str = "affine"
+    shower_bins: int = 8
+    shower_tail_bound: float = 5.0
     student_layer_blocks: int = 6
     student_layer_hidden: int = 128
     student_blocks: int = 2
@@ -100,13 +110,19 @@ class ShowerFlowConfig:
             object.__setattr__(self, name, _tuple(getattr(self, name)))
         positive = (
             "history", "quantile_knots", "layer_blocks", "layer_hidden", "layer_hidden_layers", "shower_blocks", "shower_hidden",
-            "shower_hidden_layers", "student_layer_blocks", "student_layer_hidden", "student_blocks", "student_hidden",
+            "shower_hidden_layers", "shower_bins", "student_layer_blocks", "student_layer_hidden", "student_blocks", "student_hidden",
         )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 msg = f"LayerShowerFlow: setting {name!r} must be an integer >= 1, got {value!r}"
                 raise ValueError(msg)
+        if self.shower_transform not in TRANSFORMS:
+            msg = f"LayerShowerFlow: setting 'shower_transform' must be one of {TRANSFORMS}, got {self.shower_transform!r}"
+            raise ValueError(msg)
+        if self.shower_bins < 2:
+            msg = f"LayerShowerFlow: setting 'shower_bins' must be >= 2, got {self.shower_bins}"
+            raise ValueError(msg)
         if not isinstance(self.context_moments, bool):
             msg = f"LayerShowerFlow: setting 'context_moments' must be true or false, got {self.context_moments!r}"
             raise ValueError(msg)
@@ -120,7 +136,8 @@ class ShowerFlowConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 msg = f"LayerShowerFlow: setting {name!r} must be an integer >= 0, got {value!r}"
                 raise ValueError(msg)
-        for name in ("threshold_mev", "noise_low_mev", "noise_high_mev", "learning_rate", "student_learning_rate", "lr_decay"):
+        for name in ("threshold_mev", "noise_low_mev", "noise_high_mev", "learning_rate", "student_learning_rate", "lr_decay",
+                     "shower_tail_bound"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
                 msg = f"LayerShowerFlow: setting {name!r} must be a finite number > 0, got {value!r}"

@@ -171,7 +171,8 @@ class LayerShowerFlow:
             1, layers, 1, c.layer_blocks, c.layer_hidden, c.layer_hidden_layers))  # type: ignore[assignment]
         self.shower_flows: ConditionalMAF = _build(seed, "shower_flows", lambda: ConditionalMAF(
             layers, cells, c.context_features, c.shower_blocks, c.shower_hidden, c.shower_hidden_layers,
-            c.shower_context_embedding, mask))  # type: ignore[assignment]
+            c.shower_context_embedding, mask, transform=c.shower_transform, n_bins=c.shower_bins,
+            tail_bound=c.shower_tail_bound))  # type: ignore[assignment]
         self.layer_student: ConditionalMAF = _build(seed, "layer_student", lambda: ConditionalMAF(
             1, layers, 1, c.student_layer_blocks, c.student_layer_hidden, 2))  # type: ignore[assignment]
         self.shower_student: ConditionalMAF = _build(seed, "shower_student", lambda: ConditionalMAF(

@@ -163,6 +163,14 @@ CASES: dict[str, ContractCase] = {
         sample_shapes=lambda n: {"mass": (3, n)},
         probe=_probe_onlineflow,
     ),
+    "layerflow:rq_spline": ContractCase(
+        hyperparameters={**_TINY_LAYERFLOW, "shower_transform": "rq_spline", "shower_bins": 3},
+        buffer=lambda seed: _showers(16, seed),
+        sample_shapes=lambda n: {"showers": (n, 30, 10, 10), "incident_energy": (n,), "layer_energy": (n, 30)},
+        condition=lambda n: {"incident_energy": torch.linspace(15.0, 85.0, n)},
+        batch_size=8,
+        probe=_probe_layerflow,
+    ),
     # The trainer tests' tiny Gaussian (tests/emulator/gaussian_model.py) obeys the contract too.
     "test-gaussian": ContractCase(
         hyperparameters={"columns": ["mass"], "learning_rate": 1e-4, "seed": 2},

@@ -22,10 +22,10 @@ ARCHITECTURES = [(5, 6, 3, 8, 2, None), (5, 6, 2, 8, 3, 3), (1, 2, 2, 4, 1, None
 
 
 def _perturbed(features: int, context: int, blocks: int, hidden: int, layers: int, embedding: int | None,
-               members: int = 3, mask: torch.Tensor | None = None, scale: float = 0.1) -> ConditionalMAF:
-    """A flow whose weights moved away from the near-identity initialisation."""
+               members: int = 3, mask: torch.Tensor | None = None, scale: float = 0.1, **kind: Any) -> ConditionalMAF:
+    """A flow whose weights moved away from the near-identity initialisation (``kind``: transform settings)."""
     flow = ConditionalMAF(members, features, context, blocks, hidden, layers, embedding, mask,
-                          generator=torch.Generator().manual_seed(7))
+                          generator=torch.Generator().manual_seed(7), **kind)
     generator = torch.Generator().manual_seed(8)
     with torch.no_grad():
         for parameter in flow.parameters():
@@ -37,7 +37,10 @@ def _nflows_member(flow: ConditionalMAF, member: int) -> Any:
     """The nflows flow with the weights of ``member`` (nflows masks its own weights)."""
     from nflows.distributions.normal import StandardNormal
     from nflows.flows.base import Flow
-    from nflows.transforms.autoregressive import MaskedAffineAutoregressiveTransform
+    from nflows.transforms.autoregressive import (
+        MaskedAffineAutoregressiveTransform,
+        MaskedPiecewiseRationalQuadraticAutoregressiveTransform,
+    )
     from nflows.transforms.base import CompositeTransform
     from nflows.transforms.permutations import ReversePermutation
 
@@ -45,9 +48,14 @@ def _nflows_member(flow: ConditionalMAF, member: int) -> Any:
     width = flow.context_weight.shape[-1]
     transforms: list[Any] = []
     for _ in range(b):
-        transforms += [ReversePermutation(d), MaskedAffineAutoregressiveTransform(
-            features=d, hidden_features=h, context_features=width, num_blocks=flow.n_hidden_layers - 1,
-            use_residual_blocks=False)]
+        shared = {"features": d, "hidden_features": h, "context_features": width,
+                  "num_blocks": flow.n_hidden_layers - 1, "use_residual_blocks": False}
+        if flow.transform_kind == "affine":
+            block: Any = MaskedAffineAutoregressiveTransform(**shared)
+        else:
+            block = MaskedPiecewiseRationalQuadraticAutoregressiveTransform(
+                **shared, num_bins=flow.n_bins, tails="linear", tail_bound=flow.tail_bound)
+        transforms += [ReversePermutation(d), block]
     embedding = torch.nn.Linear(flow.context_features, width) if flow.embedding_weight is not None else torch.nn.Identity()
     reference = Flow(CompositeTransform(transforms), StandardNormal([d]), embedding_net=embedding)
     mask = flow.context_mask[member, 0]
@@ -90,17 +98,50 @@ def test_log_prob_equals_nflows_member_by_member(architecture: tuple[Any, ...]) 
         torch.testing.assert_close(ours[member], reference, atol=1e-4, rtol=1e-5)
 
 
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
+def test_spline_log_prob_equals_nflows_member_by_member(architecture: tuple[Any, ...]) -> None:
+    """``transform="rq_spline"``: nflows' masked rational-quadratic blocks with linear tails, in float64."""
+    mask = torch.ones(3, architecture[1])
+    mask[0, architecture[1] // 2 :] = 0.0
+    flow = _perturbed(*architecture, mask=mask, scale=0.2, transform="rq_spline", n_bins=5, tail_bound=3.0).double()
+    x, context = _inputs(flow, 64, 1)
+    x, context = x.double() * 1.5, context.double()
+    x[:, :4] *= 4  # some points in the identity tails
+    ours = flow.log_prob(x, context).detach()
+    for member in range(flow.n_members):
+        reference = _nflows_member(flow, member).double().log_prob(x[member], context=context[member]).detach()
+        torch.testing.assert_close(ours[member], reference, atol=1e-8, rtol=0)
+
+
+SPLINE = {"transform": "rq_spline", "n_bins": 6, "tail_bound": 4.0}
+
+
+@pytest.mark.parametrize("kind", [{}, SPLINE], ids=["affine", "rq_spline"])
 @pytest.mark.parametrize("method", ["incremental", "passes"])
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_inverse_inverts_transform(architecture: tuple[Any, ...], method: str) -> None:
-    flow = _perturbed(*architecture)
+def test_inverse_inverts_transform(architecture: tuple[Any, ...], method: str, kind: dict[str, Any]) -> None:
+    flow = _perturbed(*architecture, **kind)
     x, context = _inputs(flow, 200, 2)
     z, _ = flow.transform(x, context)
-    torch.testing.assert_close(flow.inverse(z.detach(), context, method=method), x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(flow.inverse(z.detach(), context, method=method), x, atol=2e-5, rtol=1e-5)
     # one member alone gives that member's rows
     z_one, _ = flow.transform(x[1:2], context[1:2], member=1)
     torch.testing.assert_close(z_one, z[1:2], atol=1e-6, rtol=1e-6)
-    torch.testing.assert_close(flow.inverse(z_one.detach(), context[1:2], member=1), x[1:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(flow.inverse(z_one.detach(), context[1:2], member=1), x[1:2], atol=2e-5, rtol=1e-5)
+
+
+def test_spline_blocks_start_at_the_identity_and_log_det_is_the_jacobian() -> None:
+    fresh = ConditionalMAF(2, 4, 3, 2, 16, 2, **SPLINE, generator=torch.Generator().manual_seed(1))
+    x, context = _inputs(fresh, 100, 5)
+    with torch.no_grad():
+        z, logabsdet = fresh.transform(x, context)
+    assert float((z - x).abs().max()) < 0.05
+    assert float(logabsdet.abs().max()) < 0.05
+    flow = _perturbed(4, 3, 2, 16, 2, None, members=2, scale=0.2, **SPLINE).double()
+    point, c = x[1, 3].double(), context[1:2, 3:4].double()
+    jacobian = torch.autograd.functional.jacobian(lambda v: flow.transform(v.view(1, 1, 4), c, member=1)[0][0, 0], point)
+    _, logdet = flow.transform(point.view(1, 1, 4), c, member=1)
+    assert torch.isclose(torch.linalg.det(jacobian).abs().log(), logdet[0, 0], atol=1e-8)
 
 
 def test_sampling_is_consistent_with_the_log_density() -> None:
@@ -123,9 +164,10 @@ def test_sampling_is_consistent_with_the_log_density() -> None:
     torch.testing.assert_close(flow.inverse(x_iaf.detach(), context), z, atol=1e-5, rtol=1e-5)
 
 
-def test_features_are_autoregressive_after_the_reversals() -> None:
+@pytest.mark.parametrize("kind", [{}, SPLINE], ids=["affine", "rq_spline"])
+def test_features_are_autoregressive_after_the_reversals(kind: dict[str, Any]) -> None:
     """With one block, z_d depends on x_d and the features after it (the block sees them reversed)."""
-    flow = _perturbed(5, 2, 1, 12, 2, None, members=1, scale=0.3)
+    flow = _perturbed(5, 2, 1, 12, 2, None, members=1, scale=0.3, **kind)
     x, context = _inputs(flow, 1, 4)
     jacobian = torch.autograd.functional.jacobian(lambda v: flow.transform(v, context)[0], x)[0, 0, :, 0, 0, :]
     # z (in block order, reversed) index k corresponds to x feature 4 - k; it sees x features >= 4 - k
