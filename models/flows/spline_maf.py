@@ -312,11 +312,9 @@ class BatchedSplineMAF(nn.Module):
         return out.view(x.shape[0], x.shape[1], self.features, self.params_per_feature)
 
     def _spline(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        k = self.n_bins
-        return rational_quadratic_spline(
-            x, params[..., :k], params[..., k : 2 * k], params[..., 2 * k :],
-            tail_bound=self.tail_bound, inverse=inverse,
-        )
+        from models.flows.spline_kernel import spline  # fused on CPU; imports this module
+
+        return spline(x, params, n_bins=self.n_bins, tail_bound=self.tail_bound, inverse=inverse)
 
     def transform(self, x: torch.Tensor, flat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Map data ``(M, N, D)`` (or shared ``(N, D)``) to the base space: ``z``, ``log|det|``."""

@@ -55,7 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.flows.made import made_masks
-from models.flows.spline_maf import MIN_DERIVATIVE, rational_quadratic_spline
+from models.flows.spline_kernel import spline
+from models.flows.spline_maf import MIN_DERIVATIVE
 
 __all__ = ["SCALE_EPSILON", "SOFTPLUS_FLOOR", "TRANSFORMS", "ConditionalMAF"]
 
@@ -315,10 +316,7 @@ class ConditionalMAF(nn.Module):
             if inverse:
                 return (x - params[..., 1]) / scale, -torch.log(scale)
             return x * scale + params[..., 1], torch.log(scale)
-        k = self.n_bins
-        return rational_quadratic_spline(
-            x, params[..., :k], params[..., k : 2 * k], params[..., 2 * k :], tail_bound=self.tail_bound, inverse=inverse
-        )
+        return spline(x, params, n_bins=self.n_bins, tail_bound=self.tail_bound, inverse=inverse)
 
     def log_prob(self, x: torch.Tensor, context: torch.Tensor, member: int | None = None) -> torch.Tensor:
         """Log-density ``(M, N)`` of ``x`` ``(M, N, D)`` given ``context`` ``(M, N, C)``."""
