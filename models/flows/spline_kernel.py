@@ -38,15 +38,29 @@ _CHUNK = 512  # elements per parallel work item (scratch arrays are allocated on
 
 
 @nb.njit(cache=True, inline="always")
-def _knots(shares: np.ndarray, offset: int, k: int, bound: float, minimum: float, knots: np.ndarray) -> None:
-    """The ``k + 1`` knots on ``[-bound, bound]`` of the bin shares ``shares[offset:offset+k]`` (a softmax)."""
+def _sizes(p: np.ndarray, offset: int, k: int, bound: float, minimum: float, probs: np.ndarray, knots: np.ndarray) -> None:
+    """Softmax ``probs`` of ``p[offset:offset+k]`` and the ``k + 1`` knots on ``[-bound, bound]``."""
+    top = p[offset]
+    for i in range(1, k):
+        top = max(top, p[offset + i])
+    total = 0.0
+    for i in range(k):
+        probs[i] = math.exp(p[offset + i] - top)
+        total += probs[i]
     span = 2.0 * bound
     knots[0] = -bound
     acc = -bound
-    for i in range(k - 1):
-        acc += np.float64(shares[offset + i]) * (span * (1.0 - minimum * k)) + span * minimum
-        knots[i + 1] = acc
+    for i in range(k):
+        probs[i] /= total
+        if i < k - 1:
+            acc += probs[i] * (span * (1.0 - minimum * k)) + span * minimum
+            knots[i + 1] = acc
     knots[k] = bound
+
+
+@nb.njit(cache=True, inline="always")
+def _softplus(c: float) -> float:
+    return c if c > 20.0 else math.log1p(math.exp(c))
 
 
 @nb.njit(cache=True, inline="always")
@@ -60,10 +74,12 @@ def _bin(knots: np.ndarray, k: int, v: float) -> int:
 
 
 @nb.njit(cache=True, parallel=True)
-def _forward_kernel(x, shares, derivatives, k, bound, min_size, inverse, out, logdet):  # noqa: ANN001, PLR0913
+def _forward_kernel(x, params, k, bound, min_size, min_derivative, inverse, out, logdet):  # noqa: ANN001, PLR0913
     n = x.shape[0]
     chunks = (n + _CHUNK - 1) // _CHUNK
     for c in nb.prange(chunks):
+        px = np.empty(k)
+        py = np.empty(k)
         kx = np.empty(k + 1)
         ky = np.empty(k + 1)
         for e in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
@@ -76,12 +92,13 @@ def _forward_kernel(x, shares, derivatives, k, bound, min_size, inverse, out, lo
                 out[e] = v
                 logdet[e] = v
                 continue
-            _knots(shares[e], 0, k, bound, min_size, kx)
-            _knots(shares[e], k, k, bound, min_size, ky)
+            p = params[e]
+            _sizes(p, 0, k, bound, min_size, px, kx)
+            _sizes(p, k, k, bound, min_size, py, ky)
             b = _bin(ky if inverse else kx, k, v)
             x0, x1, y0, y1 = kx[b], kx[b + 1], ky[b], ky[b + 1]
-            d0 = 1.0 if b == 0 else np.float64(derivatives[e, b - 1])
-            d1 = 1.0 if b == k - 1 else np.float64(derivatives[e, b])
+            d0 = 1.0 if b == 0 else _softplus(np.float64(p[2 * k + b - 1])) + min_derivative
+            d1 = 1.0 if b == k - 1 else _softplus(np.float64(p[2 * k + b])) + min_derivative
             w, h = x1 - x0, y1 - y0
             s = h / w
             curvature = d0 + d1 - 2.0 * s
@@ -105,39 +122,40 @@ def _forward_kernel(x, shares, derivatives, k, bound, min_size, inverse, out, lo
 
 
 @nb.njit(cache=True, parallel=True)
-def _backward_kernel(x, shares, derivatives, k, bound, min_size, grad_out, grad_logdet, grad_x, grad_shares, grad_derivatives):  # noqa: ANN001, PLR0913, PLR0915
+def _backward_kernel(x, params, k, bound, min_size, min_derivative, grad_out, grad_logdet, grad_x, grad_params):  # noqa: ANN001, PLR0913, PLR0915
     n = x.shape[0]
     chunks = (n + _CHUNK - 1) // _CHUNK
-    scale = 2.0 * bound * (1.0 - min_size * k)  # d(bin size) / d(share)
+    scale = 2.0 * bound * (1.0 - min_size * k)  # d(bin size) / d(softmax share)
     for c in nb.prange(chunks):
+        px = np.empty(k)
+        py = np.empty(k)
         kx = np.empty(k + 1)
         ky = np.empty(k + 1)
         gkx = np.empty(k + 1)
         gky = np.empty(k + 1)
         for e in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
             v = np.float64(x[e])
-            gs, gd = grad_shares[e], grad_derivatives[e]
-            for i in range(2 * k):
-                gs[i] = 0.0
-            for i in range(k - 1):
-                gd[i] = 0.0
+            gp = grad_params[e]
+            for i in range(3 * k - 1):
+                gp[i] = 0.0
             g_out, g_ld = np.float64(grad_out[e]), np.float64(grad_logdet[e])
             if v < -bound or v > bound:
                 grad_x[e] = g_out
                 continue
             if v != v:
                 grad_x[e] = v
-                for i in range(2 * k):
-                    gs[i] = v
-                for i in range(k - 1):
-                    gd[i] = v
+                for i in range(3 * k - 1):
+                    gp[i] = v
                 continue
-            _knots(shares[e], 0, k, bound, min_size, kx)
-            _knots(shares[e], k, k, bound, min_size, ky)
+            p = params[e]
+            _sizes(p, 0, k, bound, min_size, px, kx)
+            _sizes(p, k, k, bound, min_size, py, ky)
             b = _bin(kx, k, v)
             x0, x1, y0, y1 = kx[b], kx[b + 1], ky[b], ky[b + 1]
-            d0 = 1.0 if b == 0 else np.float64(derivatives[e, b - 1])
-            d1 = 1.0 if b == k - 1 else np.float64(derivatives[e, b])
+            c0 = np.float64(p[2 * k + b - 1]) if b > 0 else 0.0
+            c1 = np.float64(p[2 * k + b]) if b < k - 1 else 0.0
+            d0 = 1.0 if b == 0 else _softplus(c0) + min_derivative
+            d1 = 1.0 if b == k - 1 else _softplus(c1) + min_derivative
             w, h = x1 - x0, y1 - y0
             s = h / w
             raw = (v - x0) / w
@@ -168,27 +186,32 @@ def _backward_kernel(x, shares, derivatives, k, bound, min_size, grad_out, grad_
             gkx[b + 1] += -g_xi * xi / w - g_s * s / w
             gky[b] += g_out - g_h
             gky[b + 1] += g_h
-            _share_gradients(gs, 0, gkx, k, scale)
-            _share_gradients(gs, k, gky, k, scale)
-            if b > 0:  # d0 is an inner derivative
-                gd[b - 1] = g_d0
+            _size_gradients(gp, 0, px, gkx, k, scale)
+            _size_gradients(gp, k, py, gky, k, scale)
+            if b > 0:  # d0 is an inner derivative: min + softplus(c0)
+                gp[2 * k + b - 1] += g_d0 * (1.0 if c0 > 20.0 else 1.0 / (1.0 + math.exp(-c0)))
             if b < k - 1:
-                gd[b] = g_d1
+                gp[2 * k + b] += g_d1 * (1.0 if c1 > 20.0 else 1.0 / (1.0 + math.exp(-c1)))
 
 
 @nb.njit(cache=True, inline="always")
-def _share_gradients(gs: np.ndarray, offset: int, g_knots: np.ndarray, k: int, scale: float) -> None:
-    """Gradients of the ``k`` bin shares at ``gs[offset:]`` from those of the knots.
+def _size_gradients(gp: np.ndarray, offset: int, probs: np.ndarray, g_knots: np.ndarray, k: int, scale: float) -> None:
+    """Gradients of the ``k`` size logits at ``gp[offset:]`` from those of the knots.
 
-    Inner knot ``i`` is ``-bound + sum_{j < i} size_j`` with ``size_j = scale * share_j +
-    constant``, so share ``j`` (0-based) moves the inner knots ``j + 1 .. k - 1`` (the last
-    share none: the top knot is fixed).
+    Inner knot ``i`` is ``-bound + sum_{j < i} size_j``, so size ``j`` (0-based) moves the
+    inner knots ``j + 1 .. k - 1`` (the last size none: the top knot is fixed); a size is
+    ``scale * softmax_j + constant``.
     """
     tail = 0.0
+    weighted = 0.0
     for j in range(k - 1, -1, -1):
-        gs[offset + j] = scale * tail
+        g_share = scale * tail
         if j >= 1:
             tail += g_knots[j]
+        gp[offset + j] = g_share
+        weighted += g_share * probs[j]
+    for j in range(k):
+        gp[offset + j] = probs[j] * (gp[offset + j] - weighted)
 
 
 def _threads() -> None:
@@ -204,33 +227,32 @@ def _constants() -> tuple[float, float]:
 
 
 class _FusedSpline(torch.autograd.Function):
-    """The bin formula and the knots' cumulative sums fused; the softmax and softplus before it stay in torch."""
-
     @staticmethod
-    def forward(ctx, inputs: torch.Tensor, shares: torch.Tensor, derivatives: torch.Tensor, n_bins: int, tail_bound: float) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]  # noqa: ANN001
+    def forward(ctx, inputs: torch.Tensor, params: torch.Tensor, n_bins: int, tail_bound: float) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]  # noqa: ANN001
         flat_x = inputs.detach().contiguous().reshape(-1)
-        flat_s = shares.detach().contiguous().reshape(-1, 2 * n_bins)
-        flat_d = derivatives.detach().contiguous().reshape(-1, n_bins - 1)
+        flat_p = params.detach().contiguous().reshape(-1, params.shape[-1])
         out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
+        min_size, min_derivative = _constants()
         _threads()
-        _forward_kernel(flat_x.numpy(), flat_s.numpy(), flat_d.numpy(), n_bins, float(tail_bound), _constants()[0], False,
+        _forward_kernel(flat_x.numpy(), flat_p.numpy(), n_bins, float(tail_bound), min_size, min_derivative, False,
                         out.numpy(), logdet.numpy())
-        ctx.save_for_backward(flat_x, flat_s, flat_d)
-        ctx.spline = (n_bins, float(tail_bound), inputs.shape, shares.shape, derivatives.shape)
+        ctx.save_for_backward(flat_x, flat_p)
+        ctx.spline = (n_bins, float(tail_bound), inputs.shape, params.shape)
         return out.view(inputs.shape), logdet.view(inputs.shape)
 
     @staticmethod
-    def backward(ctx, grad_out: torch.Tensor | None, grad_logdet: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]  # noqa: ANN001
-        flat_x, flat_s, flat_d = ctx.saved_tensors
-        n_bins, tail_bound, x_shape, s_shape, d_shape = ctx.spline
+    def backward(ctx, grad_out: torch.Tensor | None, grad_logdet: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, None, None]:  # type: ignore[override]  # noqa: ANN001
+        flat_x, flat_p = ctx.saved_tensors
+        n_bins, tail_bound, x_shape, p_shape = ctx.spline
         zeros = torch.zeros_like(flat_x)
         g_out = zeros if grad_out is None else grad_out.detach().contiguous().reshape(-1).to(flat_x.dtype)
         g_ld = zeros if grad_logdet is None else grad_logdet.detach().contiguous().reshape(-1).to(flat_x.dtype)
-        grad_x, grad_s, grad_d = torch.empty_like(flat_x), torch.empty_like(flat_s), torch.empty_like(flat_d)
+        grad_x, grad_p = torch.empty_like(flat_x), torch.empty_like(flat_p)
+        min_size, min_derivative = _constants()
         _threads()
-        _backward_kernel(flat_x.numpy(), flat_s.numpy(), flat_d.numpy(), n_bins, tail_bound, _constants()[0],
-                         g_out.numpy(), g_ld.numpy(), grad_x.numpy(), grad_s.numpy(), grad_d.numpy())
-        return grad_x.view(x_shape), grad_s.view(s_shape), grad_d.view(d_shape), None, None
+        _backward_kernel(flat_x.numpy(), flat_p.numpy(), n_bins, tail_bound, min_size, min_derivative,
+                         g_out.numpy(), g_ld.numpy(), grad_x.numpy(), grad_p.numpy())
+        return grad_x.view(x_shape), grad_p.view(p_shape), None, None
 
 
 def _fusable(inputs: torch.Tensor, params: torch.Tensor) -> bool:
@@ -250,9 +272,8 @@ def spline(
     """The rational-quadratic spline of :func:`~models.flows.spline_maf.rational_quadratic_spline`
     with its parameters packed as ``params = S + (3K - 1,)`` (``[widths, heights, derivatives]``).
 
-    On CPU the bin shares (softmax) and inner derivatives (``MIN_DERIVATIVE + softplus``)
-    are computed by torch, vectorised, and the rest by the fused kernels; on other devices,
-    and for an inverse that needs a gradient, the reference runs.
+    Fused kernels on CPU; the reference on other devices and for an inverse that needs a
+    gradient.
 
     Example:
         >>> x = torch.linspace(-3, 3, 7)
@@ -261,28 +282,23 @@ def spline(
         >>> torch.allclose(y, x, atol=1e-3)  # equal bins and unit slopes: the identity
         True
     """
-    k = n_bins
-    expected = 3 * k - 1
+    expected = 3 * n_bins - 1
     if params.shape[-1] != expected:
         msg = f"spline: params need 3K - 1 = {expected} entries in their last dimension, got {params.shape[-1]}"
         raise ValueError(msg)
     needs_grad = torch.is_grad_enabled() and (inputs.requires_grad or params.requires_grad)
     if _fusable(inputs, params) and not (inverse and needs_grad):
-        min_size, min_derivative = _constants()
-        logits = params[..., : 2 * k].unflatten(-1, (2, k))
-        exp = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()  # softmax by hand, as the reference
-        shares = (exp / exp.sum(dim=-1, keepdim=True)).flatten(-2)
-        derivatives = torch.nn.functional.softplus(params[..., 2 * k :]) + min_derivative
-        if not inverse and needs_grad:
-            return _FusedSpline.apply(inputs, shares, derivatives, k, float(tail_bound))  # type: ignore[no-any-return]
-        flat_x = inputs.detach().contiguous().reshape(-1)
-        out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
-        _threads()
-        _forward_kernel(flat_x.numpy(), shares.detach().contiguous().reshape(-1, 2 * k).numpy(),
-                        derivatives.detach().contiguous().reshape(-1, k - 1).numpy(), k, float(tail_bound), min_size,
-                        inverse, out.numpy(), logdet.numpy())
-        return out.view(inputs.shape), logdet.view(inputs.shape)
+        if inverse or not needs_grad:
+            flat_x = inputs.detach().contiguous().reshape(-1)
+            out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
+            min_size, min_derivative = _constants()
+            _threads()
+            _forward_kernel(flat_x.numpy(), params.detach().contiguous().reshape(-1, expected).numpy(), n_bins,
+                            float(tail_bound), min_size, min_derivative, inverse, out.numpy(), logdet.numpy())
+            return out.view(inputs.shape), logdet.view(inputs.shape)
+        return _FusedSpline.apply(inputs, params, n_bins, float(tail_bound))  # type: ignore[no-any-return]
     from models.flows.spline_maf import rational_quadratic_spline
 
-    widths, heights, derivative_logits = params.split([k, k, k - 1], dim=-1)
-    return rational_quadratic_spline(inputs, widths, heights, derivative_logits, tail_bound=tail_bound, inverse=inverse)
+    k = n_bins
+    widths, heights, derivatives = params.split([k, k, k - 1], dim=-1)
+    return rational_quadratic_spline(inputs, widths, heights, derivatives, tail_bound=tail_bound, inverse=inverse)
