@@ -302,13 +302,29 @@ class BatchedSplineMAF(nn.Module):
             raise ValueError(msg)
         return x
 
-    def _made(self, w: Mapping[str, torch.Tensor], block: int, x: torch.Tensor) -> torch.Tensor:
-        """MADE output ``(M, N, D, P)`` of one block for inputs ``(M, N, D)``."""
-        h = torch.baddbmm(w["input.bias"][block].unsqueeze(1), x, w["input.weight"][block].transpose(1, 2)).relu()
-        for layer in range(self.n_hidden_layers - 1):
-            weight = w["hidden.weight"][block, layer].transpose(1, 2)
-            h = torch.baddbmm(w["hidden.bias"][block, layer].unsqueeze(1), h, weight).relu()
-        out = torch.baddbmm(w["output.bias"][block].unsqueeze(1), h, w["output.weight"][block].transpose(1, 2))
+    def _blocks(self, w: Mapping[str, torch.Tensor]) -> list[dict[str, tuple[torch.Tensor, ...]]]:
+        """The weights of each block, split with ``unbind`` (whose backward stacks the block
+        gradients; indexing ``w[name][block]`` made a zero tensor of the whole stack per block)."""
+        split = {name: tensor.unbind(0) for name, tensor in w.items()}
+        return [
+            {
+                "input": (split["input.weight"][b], split["input.bias"][b]),
+                "hidden": split["hidden.weight"][b].unbind(0) + split["hidden.bias"][b].unbind(0),
+                "output": (split["output.weight"][b], split["output.bias"][b]),
+            }
+            for b in range(self.n_blocks)
+        ]
+
+    def _made(self, block: Mapping[str, tuple[torch.Tensor, ...]], x: torch.Tensor) -> torch.Tensor:
+        """MADE output ``(M, N, D, P)`` of one block (weights from :meth:`_blocks`) for inputs ``(M, N, D)``."""
+        weight, bias = block["input"]
+        h = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2)).relu()
+        hidden = block["hidden"]
+        layers = len(hidden) // 2
+        for layer in range(layers):
+            h = torch.baddbmm(hidden[layers + layer].unsqueeze(1), h, hidden[layer].transpose(1, 2)).relu()
+        weight, bias = block["output"]
+        out = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
         return out.view(x.shape[0], x.shape[1], self.features, self.params_per_feature)
 
     def _spline(self, x: torch.Tensor, params: torch.Tensor, inverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,12 +334,12 @@ class BatchedSplineMAF(nn.Module):
 
     def transform(self, x: torch.Tensor, flat: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Map data ``(M, N, D)`` (or shared ``(N, D)``) to the base space: ``z``, ``log|det|``."""
-        w = self._weights(flat)
+        blocks = self._blocks(self._weights(flat))
         z = self._expand(x)
         logabsdet = torch.zeros(z.shape[:2], device=z.device, dtype=z.dtype)
-        for block in range(self.n_blocks):
+        for block in blocks:
             z = z.flip(-1)
-            z, log_derivative = self._spline(z, self._made(w, block, z), inverse=False)
+            z, log_derivative = self._spline(z, self._made(block, z), inverse=False)
             logabsdet = logabsdet + log_derivative.sum(-1)
         return z, logabsdet
 
@@ -335,12 +351,12 @@ class BatchedSplineMAF(nn.Module):
     @torch.no_grad()
     def inverse(self, z: torch.Tensor, flat: torch.Tensor | None = None) -> torch.Tensor:
         """Map base-space points ``(M, N, D)`` back to data space (D MADE passes per block)."""
-        w = self._weights(flat)
+        blocks = self._blocks(self._weights(flat))
         y = self._expand(z).clone()
-        for block in reversed(range(self.n_blocks)):
+        for block in reversed(blocks):
             x = torch.zeros_like(y)
             for i in range(self.features):
-                params = self._made(w, block, x)[:, :, i]
+                params = self._made(block, x)[:, :, i]
                 x[:, :, i] = self._spline(y[:, :, i], params, inverse=True)[0]
             y = x.flip(-1)
         return y
