@@ -293,7 +293,8 @@ def spline(
             out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
             min_size, min_derivative = _constants()
             _threads()
-            _forward_kernel(flat_x.numpy(), params.detach().contiguous().reshape(-1, expected).numpy(), n_bins,
+            # a strided view is read in place (the shower flows' inverse hands a transposed one)
+            _forward_kernel(flat_x.numpy(), params.detach().reshape(-1, expected).numpy(), n_bins,
                             float(tail_bound), min_size, min_derivative, inverse, out.numpy(), logdet.numpy())
             return out.view(inputs.shape), logdet.view(inputs.shape)
         return _FusedSpline.apply(inputs, params, n_bins, float(tail_bound))  # type: ignore[no-any-return]

@@ -77,6 +77,19 @@ _LOG_2PI = math.log(2.0 * math.pi)
 _INVERSE_METHODS = ("incremental", "passes")
 
 
+def _biased_bmm(bias: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``bias + a @ b`` batched, ``bias`` broadcast over the result.
+
+    Without gradients ``bmm`` then an in-place add: :func:`torch.baddbmm` first copies a
+    stride-0 (broadcast) bias into its result, which on the CPU cost as much as the product
+    itself in sampling (1.7 against 0.8 ms at 4096 × 64 × 200, measured side by side). With
+    gradients (training) ``baddbmm``, as before.
+    """
+    if torch.is_grad_enabled():
+        return torch.baddbmm(bias, a, b)
+    return torch.bmm(a, b).add_(bias)
+
+
 def _positive(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         msg = f"ConditionalMAF: {name} must be an integer >= {minimum}, got {value!r}"
@@ -261,13 +274,13 @@ class ConditionalMAF(nn.Module):
         sel = self._member_index(member)
         mask = self.context_mask[sel]
         if self.embedding_weight is not None and self.embedding_bias is not None:
-            embedded = torch.baddbmm(
+            embedded = _biased_bmm(
                 self.embedding_bias[sel].unsqueeze(1), context, (self.embedding_weight[sel] * mask).transpose(1, 2)
             )
             weight = self.context_weight[sel]
         else:
             embedded, weight = context, self.context_weight[sel] * mask
-        terms = torch.baddbmm(self.context_bias[sel].unsqueeze(1), embedded, weight.transpose(1, 2)).relu_()
+        terms = _biased_bmm(self.context_bias[sel].unsqueeze(1), embedded, weight.transpose(1, 2)).relu_()
         m, n = context.shape[0], context.shape[1]
         return terms.view(m, n, self.n_blocks, self.hidden_features).permute(2, 0, 1, 3)
 
@@ -300,11 +313,11 @@ class ConditionalMAF(nn.Module):
         logabsdet = x.new_zeros(x.shape[:2])
         for block in range(self.n_blocks):
             x = x.flip(-1)
-            h = torch.baddbmm(input_bias[block].unsqueeze(1), x, input_weight[block].transpose(1, 2))
+            h = _biased_bmm(input_bias[block].unsqueeze(1), x, input_weight[block].transpose(1, 2))
             h = (h + terms[block]).relu()
             for weight, bias in zip(hidden_weight[block].unbind(0), hidden_bias[block].unbind(0), strict=True):
-                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu()
-            params = torch.baddbmm(output_bias[block].unsqueeze(1), h, output_weight[block].transpose(1, 2))
+                h = _biased_bmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu()
+            params = _biased_bmm(output_bias[block].unsqueeze(1), h, output_weight[block].transpose(1, 2))
             x, log_derivative = self._elementwise(x, params.view(*x.shape, self.params_per_feature), inverse=False)
             logabsdet = logabsdet + log_derivative.sum(-1)
         return x, logabsdet
@@ -370,11 +383,11 @@ class ConditionalMAF(nn.Module):
         x = torch.zeros_like(y)
         p = self.params_per_feature
         for j in range(self.features):
-            h = (torch.baddbmm(b_in.unsqueeze(1), x, w_in.transpose(1, 2)) + term).relu_()
+            h = (_biased_bmm(b_in.unsqueeze(1), x, w_in.transpose(1, 2)) + term).relu_()
             for weight, bias in zip(w_hidden, b_hidden, strict=True):
-                h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu_()
+                h = _biased_bmm(bias.unsqueeze(1), h, weight.transpose(1, 2)).relu_()
             rows = slice(p * j, p * (j + 1))
-            params = torch.baddbmm(b_out[:, rows].unsqueeze(1), h, w_out[:, rows].transpose(1, 2))
+            params = _biased_bmm(b_out[:, rows].unsqueeze(1), h, w_out[:, rows].transpose(1, 2))
             x[..., j] = self._elementwise(y[..., j], params, inverse=True)[0]
         return x
 
@@ -411,11 +424,11 @@ class ConditionalMAF(nn.Module):
                     first = torch.baddbmm(first, w_in[:, start:stop, :j], x_t[:, :j])
                 activations[0][:, start:stop] = first.relu_()
                 for layer, (weight, bias) in enumerate(zip(w_hidden, b_hidden, strict=True)):
-                    pre = torch.baddbmm(bias[:, start:stop], weight[:, start:stop, :stop], activations[layer][:, :stop])
+                    pre = _biased_bmm(bias[:, start:stop], weight[:, start:stop, :stop], activations[layer][:, :stop])
                     activations[layer + 1][:, start:stop] = pre.relu_()
             rows = slice(p * j, p * (j + 1))
             if stop > 0:
-                params = torch.baddbmm(b_out[:, rows], w_out[:, rows, :stop], activations[-1][:, :stop])
+                params = _biased_bmm(b_out[:, rows], w_out[:, rows, :stop], activations[-1][:, :stop])
             else:
                 params = b_out[:, rows].expand(m, p, n)
             if p == 2:  # affine: in place, without the (M, N, P) layout

@@ -65,6 +65,24 @@ def test_inverse_equals_the_reference_and_inverts() -> None:
     torch.testing.assert_close(ld_back, -ld, atol=1e-9, rtol=0)
 
 
+def test_strided_params_are_read_in_place_with_the_same_result() -> None:
+    # the shower flows' incremental inverse hands the kernel a transposed view (and, for a
+    # feature that sees no hidden unit, a broadcast one); both must equal the contiguous copy
+    x, params = _case(600, 5, 4)
+    transposed = params.t().contiguous().t()  # same values, column-major strides
+    broadcast = params[:1].expand(600, -1)
+    assert not transposed.is_contiguous()
+    with torch.no_grad():
+        for view in (transposed, broadcast):
+            for inverse in (False, True):
+                got = spline(x, view, n_bins=5, tail_bound=3.0, inverse=inverse)
+                want = spline(x, view.contiguous(), n_bins=5, tail_bound=3.0, inverse=inverse)
+                ref = _reference(x, view.contiguous(), 5, 3.0, inverse=inverse)
+                for a, b, c in zip(got, want, ref, strict=True):
+                    assert torch.equal(a, b)
+                    torch.testing.assert_close(a, c, atol=1e-10, rtol=0)
+
+
 def test_float32_agrees_with_the_reference_to_rounding() -> None:
     x, params = _case(5000, 8, 3, torch.float32)
     y, ld = spline(x, params, n_bins=8, tail_bound=3.0)
