@@ -518,16 +518,9 @@ class LayerShowerFlow:
                 y = self.shower_student.transform(z, context, member=layer)[0]
             else:
                 y = self.shower_flows.inverse(z, context, member=layer, method=method)
-            y = torch.nan_to_num(y[0], nan=0.0, posinf=50.0, neginf=-50.0)
-            shower, visible[:, layer], seen = pre.finish_layer(
-                pre.cells_from_features(y, layer), layer_mev[:, layer], rescale)
-            out[:, layer] = shower
-            # the image is normalised to the layer's own visible energy, as in training
-            norm = layer_mev[:, layer] if rescale == "layer" else torch.where(
-                visible[:, layer] > 0, visible[:, layer], layer_mev[:, layer])
-            images[:, layer] = pre.context_image(seen.clamp_min(1e-30), norm, layer)
-            if moments is not None:
-                moments[:, layer] = layer_moments(shower, c.model_shape[1:])  # of the hits, as in training
+            pre.generated_layer(y[0], layer, layer_mev[:, layer], rescale, c.model_shape[1:], moments is not None,
+                                (out[:, layer], visible[:, layer], images[:, layer],
+                                 None if moments is None else moments[:, layer]))
         return out, visible
 
     # ------------------------------------------------------------------ state

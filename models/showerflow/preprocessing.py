@@ -119,17 +119,22 @@ class QuantileMap(nn.Module):
         """``g(values)``; the last dimensions must flatten to ``features`` columns."""
         return self._interpolate(values, self.x_knots, self.y_knots)
 
+    def segments(self, features: slice | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(intercept, slope)``, each ``(F, K - 1)``: segment ``k`` of feature ``f`` maps ``y`` to
+        ``intercept[f, k] + slope[f, k] * y`` (all features, or the block ``features``)."""
+        x_knots = self.x_knots if features is None else self.x_knots[features]
+        grid = self.y_knots[0]
+        slope = (x_knots[:, 1:] - x_knots[:, :-1]) / (grid[1:] - grid[:-1])
+        return x_knots[:, :-1] - slope * grid[:-1], slope
+
     def inverse(self, values: torch.Tensor, features: slice | None = None) -> torch.Tensor:
         """``g^-1(values)``, for all features or the block ``features`` of them.
 
         The y knots are the normal quantiles at ``(k + 1/2) / K``, so the segment of a
         value is ``floor(K * Phi(y) - 1/2)`` and no search is needed (sampling speed).
         """
-        x_knots = self.x_knots if features is None else self.x_knots[features]
-        count = x_knots.shape[0]
-        grid = self.y_knots[0]
-        slope = (x_knots[:, 1:] - x_knots[:, :-1]) / (grid[1:] - grid[:-1])  # (F, K - 1) per segment
-        intercept = x_knots[:, :-1] - slope * grid[:-1]
+        intercept, slope = self.segments(features)
+        count = intercept.shape[0]
         flat = values.reshape(-1, count)
         segment = torch.special.ndtr(flat).mul_(self.knots).sub_(0.5).floor_().clamp_(0, self.knots - 2).long()
         segment += torch.arange(count, device=values.device) * (self.knots - 1)
@@ -321,6 +326,44 @@ class ShowerPreprocessor(nn.Module):
             hits = kept
         context = torch.where(hits & ~empty.unsqueeze(-1), shower, dequantised_mev)
         return shower, torch.where(empty, torch.zeros_like(layer_mev), layer_mev), context
+
+
+    def generated_layer(
+        self, features: torch.Tensor, layer: int, layer_mev: torch.Tensor, rescale: str, shape: tuple[int, int],
+        moments: bool, out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None],
+    ) -> None:
+        """Everything sampling does with one generated layer after its shower flow, into ``out``.
+
+        ``features`` ``(N, P)`` (the flow's draw; NaN → 0, ±inf → ±50) are decoded
+        (:meth:`cells_from_features`), finished (:meth:`finish_layer`), turned into the
+        normalised context image of the next layers' flows (normalised to the layer flow's
+        energy with ``rescale="layer"``, else to the visible energy where there is one)
+        and, with ``moments``, into the hits' centre of gravity and width
+        (:func:`layer_moments`). ``out = (shower (N, P) MeV, visible (N,) MeV, image (N, P),
+        moments (N, 4) or None)``, views written in place. With ``rescale="layer"`` on the
+        CPU one fused kernel does it all (:mod:`models.showerflow.layer_kernel`); the torch
+        operations below are the reference.
+        """
+        from models.showerflow import layer_kernel
+
+        shower_out, visible_out, image_out, moments_out = out
+        if rescale == "layer" and layer_kernel.fusable(features, layer_mev, shower_out):
+            intercept, slope = self.cell_map.segments(slice(layer * self.cells, (layer + 1) * self.cells))
+            layer_kernel.finish_layers(
+                features, intercept, slope, knots=self.cell_map.knots, log_floor=_LOG_FLOOR, log_ceiling=_LOG_CEILING,
+                threshold_mev=self.threshold_mev, rounds=_RESCALE_ROUNDS, layer_mev=layer_mev,
+                fraction_mean=self.fraction_mean[layer], fraction_std=self.fraction_std[layer], shape=shape,
+                shower=shower_out, visible=visible_out, image=image_out, moments=moments_out if moments else None)
+            return
+        features = torch.nan_to_num(features, nan=0.0, posinf=50.0, neginf=-50.0)
+        shower, visible, seen = self.finish_layer(self.cells_from_features(features, layer), layer_mev, rescale)
+        shower_out.copy_(shower)
+        visible_out.copy_(visible)
+        # the image is normalised to the layer's own visible energy, as in training
+        norm = layer_mev if rescale == "layer" else torch.where(visible > 0, visible, layer_mev)
+        image_out.copy_(self.context_image(seen.clamp_min(1e-30), norm, layer))
+        if moments and moments_out is not None:
+            moments_out.copy_(layer_moments(shower, shape))  # of the hits, as in training
 
 
 def layer_moments(cells_mev: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
