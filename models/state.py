@@ -142,6 +142,18 @@ def _take(tensors: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
     return tensors[key]
 
 
+def _optional_keys(module: nn.Module) -> set[str]:
+    """State-dict keys a snapshot may lack: the ``OPTIONAL_STATE`` names of each submodule.
+
+    A module class lists there the buffers it gained after snapshots were written (their
+    default, set in ``__init__``, is what an older snapshot means)."""
+    keys: set[str] = set()
+    for name, sub in module.named_modules():
+        for key in getattr(type(sub), "OPTIONAL_STATE", ()):
+            keys.add(f"{name}.{key}" if name else key)
+    return keys
+
+
 def unpack_state(
     tensors: Mapping[str, torch.Tensor],
     meta: Mapping[str, Any],
@@ -175,7 +187,11 @@ def unpack_state(
         expected = module.state_dict()
         prefix = f"module.{name}."
         loaded = {}
+        optional = _optional_keys(module)
         for key, value in expected.items():
+            if prefix + key not in tensors and key in optional:
+                loaded[key] = value  # a buffer added after the snapshot was written: keep its default
+                continue
             saved = _take(tensors, prefix + key)
             if saved.shape != value.shape:
                 msg = f"saved tensor {prefix + key!r} has shape {tuple(saved.shape)}, the model expects {tuple(value.shape)}"

@@ -63,6 +63,10 @@ class ShowerFlowConfig:
         student_blocks: IAF blocks of each shower-flow student.
         student_hidden: hidden units of each shower-flow student.
         student_context_embedding: context embedding width of the shower-flow students.
+        student_transform: block transform of the shower-flow students: ``"affine"`` (IAF) or
+            ``"rq_spline"`` (spline IAF blocks, on ``[-shower_tail_bound, shower_tail_bound]``);
+            an affine student cannot follow a spline teacher's two-peaked cells.
+        student_bins: spline bins per cell of the students (``rq_spline`` only).
         learning_rate: Adam learning rate of the teacher flows.
         student_learning_rate: Adam learning rate of the students.
         lr_decay: learning-rate factor applied after every buffer of a stage.
@@ -96,6 +100,8 @@ class ShowerFlowConfig:
     student_blocks: int = 2
     student_hidden: int = 64
     student_context_embedding: int | None = 32
+    student_transform: str = "affine"
+    student_bins: int = 4
     learning_rate: float = 1e-3
     student_learning_rate: float = 1e-3
     lr_decay: float = 0.93
@@ -111,6 +117,7 @@ class ShowerFlowConfig:
         positive = (
             "history", "quantile_knots", "layer_blocks", "layer_hidden", "layer_hidden_layers", "shower_blocks", "shower_hidden",
             "shower_hidden_layers", "shower_bins", "student_layer_blocks", "student_layer_hidden", "student_blocks", "student_hidden",
+            "student_bins",
         )
         for name in positive:
             value = getattr(self, name)
@@ -120,9 +127,13 @@ class ShowerFlowConfig:
         if self.shower_transform not in TRANSFORMS:
             msg = f"LayerShowerFlow: setting 'shower_transform' must be one of {TRANSFORMS}, got {self.shower_transform!r}"
             raise ValueError(msg)
-        if self.shower_bins < 2:
-            msg = f"LayerShowerFlow: setting 'shower_bins' must be >= 2, got {self.shower_bins}"
+        if self.student_transform not in TRANSFORMS:
+            msg = f"LayerShowerFlow: setting 'student_transform' must be one of {TRANSFORMS}, got {self.student_transform!r}"
             raise ValueError(msg)
+        for name in ("shower_bins", "student_bins"):
+            if getattr(self, name) < 2:
+                msg = f"LayerShowerFlow: setting {name!r} must be >= 2, got {getattr(self, name)}"
+                raise ValueError(msg)
         if not isinstance(self.context_moments, bool):
             msg = f"LayerShowerFlow: setting 'context_moments' must be true or false, got {self.context_moments!r}"
             raise ValueError(msg)

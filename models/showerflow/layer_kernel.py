@@ -32,7 +32,7 @@ _SQRT_HALF = math.sqrt(0.5)
 
 
 @nb.njit(cache=True, parallel=True)
-def _kernel(y, intercept, slope, knots, log_floor, log_ceiling, threshold, rounds, layer_mev, mean, std,  # noqa: ANN001, PLR0913, PLR0915
+def _kernel(y, intercept, slope, low, high, knots, log_floor, log_ceiling, threshold, rounds, layer_mev, mean, std,  # noqa: ANN001, PLR0913, PLR0915
             n_x, n_y, want_moments, shower, visible, image, moments):
     b, p = y.shape
     for i in nb.prange(b):
@@ -49,7 +49,8 @@ def _kernel(y, intercept, slope, knots, log_floor, log_ceiling, threshold, round
             share = 0.5 * math.erfc(-v * _SQRT_HALF)
             segment = int(math.floor(share * knots - 0.5))
             segment = min(max(segment, 0), knots - 2)
-            value = math.exp(min(max(intercept[c, segment] + slope[c, segment] * v, log_floor), log_ceiling))
+            value = min(max(intercept[c, segment] + slope[c, segment] * v, low[c]), high[c])  # the fitted range
+            value = math.exp(min(max(value, log_floor), log_ceiling))
             cells[c] = value
             if value > best_value:
                 best, best_value = c, value
@@ -107,7 +108,8 @@ def fusable(*tensors: torch.Tensor) -> bool:
 
 
 def finish_layers(  # noqa: PLR0913
-    features: torch.Tensor, intercept: torch.Tensor, slope: torch.Tensor, *, knots: int, log_floor: float,
+    features: torch.Tensor, intercept: torch.Tensor, slope: torch.Tensor, low: torch.Tensor, high: torch.Tensor, *,
+    knots: int, log_floor: float,
     log_ceiling: float, threshold_mev: float, rounds: int, layer_mev: torch.Tensor, fraction_mean: torch.Tensor,
     fraction_std: torch.Tensor, shape: tuple[int, int], shower: torch.Tensor, visible: torch.Tensor, image: torch.Tensor,
     moments: torch.Tensor | None,
@@ -118,6 +120,7 @@ def finish_layers(  # noqa: PLR0913
         features: ``(N, P)`` Gaussianised cells drawn by a shower flow (NaN → 0, ±inf → ±50).
         intercept, slope: ``(P, K - 1)`` segments of the layer's quantile maps (log MeV per
             Gaussian unit), on the normal-quantile grid of ``K`` knots.
+        low, high: ``(P,)`` the range of the fitted log energies, to which the decoding clamps.
         knots: ``K``.
         log_floor, log_ceiling: clamp of the decoded log energies (log MeV).
         threshold_mev: readout threshold (MeV).
@@ -136,7 +139,8 @@ def finish_layers(  # noqa: PLR0913
         if nb.get_num_threads() != wanted:
             nb.set_num_threads(wanted)
         moment_out = moments if moments is not None else torch.empty(1, 4)
-        _kernel(array(features), array(intercept.double()), array(slope.double()), int(knots), float(log_floor),
+        _kernel(array(features), array(intercept.double()), array(slope.double()), array(low.double()),
+                array(high.double()), int(knots), float(log_floor),
                 float(log_ceiling), float(threshold_mev), int(rounds), array(layer_mev), array(fraction_mean.double()),
                 array(fraction_std.double()), int(shape[0]), int(shape[1]), moments is not None, array(shower),
                 array(visible), array(image), array(moment_out))

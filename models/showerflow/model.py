@@ -177,7 +177,8 @@ class LayerShowerFlow:
             1, layers, 1, c.student_layer_blocks, c.student_layer_hidden, 2))  # type: ignore[assignment]
         self.shower_student: ConditionalMAF = _build(seed, "shower_student", lambda: ConditionalMAF(
             layers, cells, c.context_features, c.student_blocks, c.student_hidden, 2,
-            c.student_context_embedding, mask))  # type: ignore[assignment]
+            c.student_context_embedding, mask, transform=c.student_transform, n_bins=c.student_bins,
+            tail_bound=c.shower_tail_bound))  # type: ignore[assignment]
         for module in self.modules().values():
             module.to(self._device)
         teacher = list(self.layer_flow.parameters()) + list(self.shower_flows.parameters())

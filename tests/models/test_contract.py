@@ -164,7 +164,8 @@ CASES: dict[str, ContractCase] = {
         probe=_probe_onlineflow,
     ),
     "layerflow:rq_spline": ContractCase(
-        hyperparameters={**_TINY_LAYERFLOW, "shower_transform": "rq_spline", "shower_bins": 3},
+        hyperparameters={**_TINY_LAYERFLOW, "shower_transform": "rq_spline", "shower_bins": 3,
+                         "student_transform": "rq_spline", "student_bins": 3},
         buffer=lambda seed: _showers(16, seed),
         sample_shapes=lambda n: {"showers": (n, 30, 10, 10), "incident_energy": (n,), "layer_energy": (n, 30)},
         condition=lambda n: {"incident_energy": torch.linspace(15.0, 85.0, n)},

@@ -186,6 +186,10 @@ def test_bad_input_is_named(buffers: list[dict[str, torch.Tensor]]) -> None:
         LayerShowerFlow(noise_high_mev=0.2)
     with pytest.raises(ValueError, match="crop"):
         LayerShowerFlow(crop=[40, 10])
+    with pytest.raises(ValueError, match="student_transform"):
+        LayerShowerFlow(student_transform="spline")
+    with pytest.raises(ValueError, match="student_bins"):
+        LayerShowerFlow(student_bins=1)
     with pytest.raises(ValueError, match="grid_shape"):
         model.train_on_buffer(dict(buffers[0], grid_shape=torch.tensor([48, 25, 25])), 1, 8)
     with pytest.raises(ValueError, match="incident_energy must be > 0"):
@@ -239,3 +243,17 @@ def test_generation_conditions_on_the_moments_of_the_layers_it_generated(buffers
     _, _, _, context, _ = model._features(showers.view(6, *c.model_shape).flatten(2), _energies(6)["incident_energy"],
                                           torch.Generator().manual_seed(0))
     torch.testing.assert_close(context[12, :, tail:], seen[12][:, tail:])
+
+
+def test_a_snapshot_without_the_fitted_ranges_loads_unbounded(trained: LayerShowerFlow) -> None:
+    """Snapshots written before the quantile maps kept their fitted range (OPTIONAL_STATE) still load."""
+    tensors = {k: v for k, v in trained.state_tensors().items() if not k.endswith((".low", ".high"))}
+    assert len(tensors) < len(trained.state_tensors())
+    model = LayerShowerFlow(**TINY)
+    model.load_state(tensors, trained.training_state())
+    low, high = model.preprocessor.layer_map.bounds()
+    assert bool(torch.isinf(low).all())
+    assert bool(torch.isinf(high).all())
+    assert bool(torch.isfinite(trained.preprocessor.layer_map.bounds()[1]).all())
+    with pytest.raises(Exception, match="x_knots"):
+        model.load_state({k: v for k, v in tensors.items() if not k.endswith("x_knots")}, trained.training_state())
