@@ -28,7 +28,9 @@ GPU figures (or null), the flow passes alone (``network_ms_per_shower_teacher``,
 ``network_ms_per_shower_student``, ``network_speedup``: what the end-to-end speed-up would be
 if the base draws, preprocessing and context building that both samplers share cost
 nothing) and, with ``--reports``, ``auc_teacher``, ``auc_student``,
-``auc_difference``. Goal (issue 10): student >= 20x faster than the teacher on the CPU,
+``auc_difference``; ``ms_per_shower_student_fused``, ``ms_per_shower_student_unfused`` and
+``layer_kernel_speedup`` (the student at its best batch with the fused per-layer kernel and
+with the torch path, alternately timed). Goal (issue 10): student >= 20x faster than the teacher on the CPU,
 and <= 0.02 worse in AUC.
 """
 
@@ -106,6 +108,24 @@ def bench_networks(model: Any, device: torch.device, batch: int, repeat: int) ->
         for name, student in (("teacher", False), ("student", True)):
             times[name].append(_time_networks(model, batch, device, k + 1, student))
     return {name: 1e3 * statistics.median(values) / batch for name, values in times.items()}
+
+
+def bench_layer_kernel(model: Any, device: torch.device, batch: int, repeat: int) -> tuple[float, float]:
+    """Median ms per shower of the student with the fused per-layer kernel and with the torch path
+    (:mod:`models.showerflow.layer_kernel`), timed alternately in this process."""
+    from models.showerflow import layer_kernel
+
+    times: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for k in range(repeat + 1):
+            for fused in (True, False):
+                layer_kernel.FUSED["enabled"] = fused
+                seconds = _time(model, batch, device, k, student=True)
+                if k:  # the first round warms up
+                    times[fused].append(seconds)
+    finally:
+        layer_kernel.FUSED["enabled"] = True
+    return 1e3 * statistics.median(times[True]) / batch, 1e3 * statistics.median(times[False]) / batch
 
 
 def bench_device(model: Any, device: torch.device, batches: Sequence[int], repeat: int) -> dict[str, dict[int, float]]:
@@ -204,6 +224,13 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"student {networks['student']:.3f} ms/shower, {networks['teacher'] / networks['student']:.1f}x; "
               f"the rest, shared by both: {teacher - networks['teacher']:.3f} (teacher) / "
               f"{results['student'][teacher_batch] - networks['student']:.3f} (student) ms/shower", flush=True)
+        if device.type == "cpu":
+            fused, unfused = bench_layer_kernel(model, device, student_batch, args.repeat)
+            summary["ms_per_shower_student_fused"] = round(fused, 4)
+            summary["ms_per_shower_student_unfused"] = round(unfused, 4)
+            summary["layer_kernel_speedup"] = round(unfused / fused, 2)
+            print(f"cpu   student with the torch per-layer path instead of the fused kernel (b={student_batch}): "
+                  f"{unfused:.3f} against {fused:.3f} ms/shower ({unfused / fused:.2f}x)", flush=True)
         if args.textbook and device.type == "cpu":
             batch = min(256, teacher_batch)
             _time(model, 8, device, 0, teacher_inverse="passes")
