@@ -150,7 +150,22 @@ def bench_device(model: Any, device: torch.device, batches: Sequence[int], repea
     return results
 
 
-def _model(snapshot: Path | None, device: torch.device) -> Any:
+def _settings(options: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as layerflow settings (values read as JSON where they parse, else text)."""
+    settings: dict[str, Any] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            msg = f"--option needs KEY=VALUE, got {option!r}"
+            raise ValueError(msg)
+        try:
+            settings[key] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key] = value
+    return settings
+
+
+def _model(snapshot: Path | None, device: torch.device, settings: dict[str, Any] | None = None) -> Any:
     if snapshot is not None:
         from emulator.snapshot import load_snapshot
 
@@ -161,7 +176,7 @@ def _model(snapshot: Path | None, device: torch.device) -> Any:
         return model
     from models.showerflow import LayerShowerFlow
 
-    model = LayerShowerFlow(device=device)
+    model = LayerShowerFlow(device=device, **(settings or {}))
     model.buffers_seen = model.config.main_buffers + 1  # untrained weights, but let the student sample
     return model
 
@@ -178,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         epilog="example: python benchmarks/showerflow.py --snapshot ~/runs/layerflow --threads 1 --repeat 5",
     )
     parser.add_argument("--snapshot", type=Path, default=None, help="trained layerflow snapshot (default: fresh weights)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a layerflow setting for fresh weights (without --snapshot), e.g. shower_transform=rq_spline")
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats per batch size (median)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--batches", type=int, nargs="+", default=None, help=f"CPU batch sizes (default: {CPU_BATCHES})")
@@ -196,7 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary["ms_per_shower_teacher_gpu"] = summary["ms_per_shower_student_gpu"] = summary["student_speedup_gpu"] = None
     for device in devices:
         try:
-            model = _model(args.snapshot, device)
+            if args.snapshot is not None and args.option:
+                msg = "--option sets the settings of fresh weights; a --snapshot brings its own"
+                raise ValueError(msg)
+            model = _model(args.snapshot, device, _settings(args.option))
         except (ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

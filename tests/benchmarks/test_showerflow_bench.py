@@ -22,3 +22,12 @@ def test_small_run_prints_the_interface_keys(capsys: pytest.CaptureFixture[str])
     assert result["layer_kernel_speedup"] == pytest.approx(unfused / fused, rel=0.01)
     assert result["best_batch"] == {"teacher": 16, "student": 16}
     assert layer_kernel.FUSED["enabled"] is True
+
+
+def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--option", "shower_transform", "--batches", "4"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["--option", "shower_hiden=8", "--batches", "4"]) == 2
+    assert "unknown settings" in capsys.readouterr().err
+    assert main(["--snapshot", "nowhere", "--option", "shower_bins=4"]) == 2
+    assert "fresh weights" in capsys.readouterr().err
