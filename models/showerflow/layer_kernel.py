@@ -28,15 +28,13 @@ __all__ = ["FUSED", "finish_layers"]
 FUSED = {"enabled": True}
 """Set ``FUSED["enabled"] = False`` to run the torch path on CPU too (benchmarks, tests)."""
 
-_SQRT_HALF = math.sqrt(0.5)
-
-
 @nb.njit(cache=True, parallel=True)
-def _kernel(y, intercept, slope, low, high, knots, log_floor, log_ceiling, threshold, rounds, layer_mev, mean, std,  # noqa: ANN001, PLR0913, PLR0915
+def _kernel(y, grid, table, table_scale, intercept, slope, low, high, knots, log_floor, log_ceiling, threshold, rounds, layer_mev, mean, std,  # noqa: ANN001, PLR0913, PLR0915
             n_x, n_y, want_moments, shower, visible, image, moments):
     b, p = y.shape
     for i in nb.prange(b):
         cells = np.empty(p)
+        logs = np.empty(p)
         hit = np.empty(p, dtype=np.bool_)
         used = np.empty(p, dtype=np.bool_)
         best, best_value = 0, -1.0
@@ -46,11 +44,19 @@ def _kernel(y, intercept, slope, low, high, knots, log_floor, log_ceiling, thres
                 v = 0.0
             elif math.isinf(v):
                 v = 50.0 if v > 0.0 else -50.0
-            share = 0.5 * math.erfc(-v * _SQRT_HALF)
-            segment = int(math.floor(share * knots - 0.5))
-            segment = min(max(segment, 0), knots - 2)
-            value = min(max(intercept[c, segment] + slope[c, segment] * v, low[c]), high[c])  # the fitted range
-            value = math.exp(min(max(value, log_floor), log_ceiling))
+            # segment: the knots of the normal-quantile grid at or below v, less one, in [0, K - 2]
+            # (the torch path's floor(K * Phi(v) - 1/2)): a table over a fine uniform grid of v
+            # gives it to within one knot, one or two comparisons settle it
+            cell = int((min(max(v, -_TABLE_RANGE), _TABLE_RANGE) + _TABLE_RANGE) * table_scale)
+            segment = table[min(cell, table.shape[0] - 1)]
+            while segment < knots - 2 and grid[segment + 1] <= v:
+                segment += 1
+            while segment > 0 and grid[segment] > v:
+                segment -= 1
+            log_value = min(max(intercept[c, segment] + slope[c, segment] * v, low[c]), high[c])  # the fitted range
+            log_value = min(max(log_value, log_floor), log_ceiling)
+            value = math.exp(log_value)
+            logs[c] = log_value
             cells[c] = value
             if value > best_value:
                 best, best_value = c, value
@@ -74,13 +80,15 @@ def _kernel(y, intercept, slope, low, high, knots, log_floor, log_ceiling, thres
             if not changed:
                 break
         log_t = math.log(t)
+        log_scale = math.log(scale) if scale > 0.0 else 0.0
         total = 0.0
         sum_x = sum_y = sum_xx = sum_yy = 0.0
         for c in range(p):
             energy = cells[c] * scale if used[c] else 0.0
             shower[i, c] = energy
-            seen = energy if (hit[c] and not empty) else cells[c]
-            image[i, c] = (math.log(max(seen, 1e-30)) - log_t - mean[c]) / std[c]
+            # log of the context cell: the rescaled hit, or the decoded cell (no log per cell needed)
+            log_seen = logs[c] + log_scale if (hit[c] and not empty) else logs[c]
+            image[i, c] = (log_seen - log_t - mean[c]) / std[c]
             if want_moments and energy > 0.0:
                 ix = np.float64(c // n_y) - (n_x - 1) / 2.0
                 iy = np.float64(c % n_y) - (n_y - 1) / 2.0
@@ -102,13 +110,25 @@ def _kernel(y, intercept, slope, low, high, knots, log_floor, log_ceiling, thres
                     moments[i, k] = 0.0
 
 
+_TABLE_RANGE = 8.0  # |v| beyond which the table saturates (the comparisons walk on from its ends)
+_TABLE_CELLS = 4096
+
+
+def _segment_table(grid: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Segment of the lower edge of each of ``_TABLE_CELLS`` uniform cells on ``[-8, 8]``."""
+    edges = torch.linspace(-_TABLE_RANGE, _TABLE_RANGE, _TABLE_CELLS + 1, dtype=torch.float64)[:-1]
+    segment = (torch.searchsorted(grid, edges, right=True) - 1).clamp(0, grid.shape[0] - 2)
+    return segment.to(torch.int64).numpy(), _TABLE_CELLS / (2.0 * _TABLE_RANGE)
+
+
 def fusable(*tensors: torch.Tensor) -> bool:
     """Whether the fused kernel can run on these tensors (CPU, float32, switch on)."""
     return FUSED["enabled"] and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
 def finish_layers(  # noqa: PLR0913
-    features: torch.Tensor, intercept: torch.Tensor, slope: torch.Tensor, low: torch.Tensor, high: torch.Tensor, *,
+    features: torch.Tensor, grid: torch.Tensor, intercept: torch.Tensor, slope: torch.Tensor, low: torch.Tensor,
+    high: torch.Tensor, *,
     knots: int, log_floor: float,
     log_ceiling: float, threshold_mev: float, rounds: int, layer_mev: torch.Tensor, fraction_mean: torch.Tensor,
     fraction_std: torch.Tensor, shape: tuple[int, int], shower: torch.Tensor, visible: torch.Tensor, image: torch.Tensor,
@@ -118,6 +138,7 @@ def finish_layers(  # noqa: PLR0913
 
     Args:
         features: ``(N, P)`` Gaussianised cells drawn by a shower flow (NaN → 0, ±inf → ±50).
+        grid: ``(K,)`` the normal quantiles at ``(k + 1/2) / K``, the maps' y knots.
         intercept, slope: ``(P, K - 1)`` segments of the layer's quantile maps (log MeV per
             Gaussian unit), on the normal-quantile grid of ``K`` knots.
         low, high: ``(P,)`` the range of the fitted log energies, to which the decoding clamps.
@@ -139,7 +160,9 @@ def finish_layers(  # noqa: PLR0913
         if nb.get_num_threads() != wanted:
             nb.set_num_threads(wanted)
         moment_out = moments if moments is not None else torch.empty(1, 4)
-        _kernel(array(features), array(intercept.double()), array(slope.double()), array(low.double()),
+        grid64 = grid.double()
+        table, scale = _segment_table(grid64)
+        _kernel(array(features), array(grid64), table, scale, array(intercept.double()), array(slope.double()), array(low.double()),
                 array(high.double()), int(knots), float(log_floor),
                 float(log_ceiling), float(threshold_mev), int(rounds), array(layer_mev), array(fraction_mean.double()),
                 array(fraction_std.double()), int(shape[0]), int(shape[1]), moments is not None, array(shower),

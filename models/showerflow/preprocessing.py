@@ -372,7 +372,8 @@ class ShowerPreprocessor(nn.Module):
         if rescale == "layer" and layer_kernel.fusable(features, layer_mev, shower_out):
             part = slice(layer * self.cells, (layer + 1) * self.cells)
             layer_kernel.finish_layers(
-                features, *self.cell_map.segments(part), *self.cell_map.bounds(part), knots=self.cell_map.knots,
+                features, self.cell_map.y_knots[0], *self.cell_map.segments(part), *self.cell_map.bounds(part),
+                knots=self.cell_map.knots,
                 log_floor=_LOG_FLOOR, log_ceiling=_LOG_CEILING, threshold_mev=self.threshold_mev, rounds=_RESCALE_ROUNDS, layer_mev=layer_mev,
                 fraction_mean=self.fraction_mean[layer], fraction_std=self.fraction_std[layer], shape=shape,
                 shower=shower_out, visible=visible_out, image=image_out, moments=moments_out if moments else None)
