@@ -23,6 +23,8 @@ import numba as nb
 import numpy as np
 import torch
 
+from models.flows.spline_kernel import serial_twin, threads
+
 __all__ = ["FUSED", "finish_layers"]
 
 FUSED = {"enabled": True}
@@ -110,6 +112,8 @@ def _kernel(y, grid, table, table_scale, intercept, slope, low, high, knots, log
                     moments[i, k] = 0.0
 
 
+_KERNEL_SERIAL = serial_twin(_kernel)  # one thread: no OpenMP region per call (models.flows.spline_kernel)
+
 _TABLE_RANGE = 8.0  # |v| beyond which the table saturates (the comparisons walk on from its ends)
 _TABLE_CELLS = 4096
 
@@ -156,13 +160,11 @@ def finish_layers(  # noqa: PLR0913
         def array(t: torch.Tensor) -> np.ndarray:
             return t.detach().numpy()  # type: ignore[no-any-return]
 
-        wanted = max(1, min(torch.get_num_threads(), nb.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
-        if nb.get_num_threads() != wanted:
-            nb.set_num_threads(wanted)
+        kernel = _kernel if threads() > 1 else _KERNEL_SERIAL
         moment_out = moments if moments is not None else torch.empty(1, 4)
         grid64 = grid.double()
         table, scale = _segment_table(grid64)
-        _kernel(array(features), array(grid64), table, scale, array(intercept.double()), array(slope.double()), array(low.double()),
+        kernel(array(features), array(grid64), table, scale, array(intercept.double()), array(slope.double()), array(low.double()),
                 array(high.double()), int(knots), float(log_floor),
                 float(log_ceiling), float(threshold_mev), int(rounds), array(layer_mev), array(fraction_mean.double()),
                 array(fraction_std.double()), int(shape[0]), int(shape[1]), moments is not None, array(shower),

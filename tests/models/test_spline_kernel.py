@@ -121,3 +121,21 @@ def test_switch_runs_the_reference_and_bad_params_are_named() -> None:
     torch.testing.assert_close(fused, reference, atol=1e-11, rtol=0)
     with pytest.raises(ValueError, match="3K - 1 = 8"):
         spline(x, params[:, :7], n_bins=3, tail_bound=3.0)
+
+
+def test_one_thread_runs_the_serial_twin_with_the_same_result() -> None:
+    from models.flows import spline_kernel
+
+    x, params = _case(3000, 4, 5, torch.float32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        parallel = spline(x, params, n_bins=4, tail_bound=3.0)
+        torch.set_num_threads(1)
+        assert spline_kernel._pick("parallel", "serial") == "serial"
+        serial = spline(x, params, n_bins=4, tail_bound=3.0)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(parallel, serial, strict=True):
+        assert torch.equal(a, b)
+    assert spline_kernel._FORWARD_SERIAL.py_func.__qualname__ == "_forward_kernel_serial"
