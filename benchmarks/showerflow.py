@@ -187,7 +187,12 @@ def _auc(report: Path) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print the table and the JSON line."""
+    """Run the benchmark and print the table and the JSON line (gradients off meanwhile)."""
+    with torch.no_grad():
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
         epilog="example: python benchmarks/showerflow.py --snapshot ~/runs/layerflow --threads 1 --repeat 5",
@@ -205,7 +210,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     summary: dict[str, Any] = {"threads": torch.get_num_threads(), "repeat": args.repeat,
                                "snapshot": str(args.snapshot) if args.snapshot else None}
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])

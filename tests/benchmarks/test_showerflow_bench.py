@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from benchmarks.showerflow import main
 from models.showerflow import layer_kernel
@@ -22,6 +23,7 @@ def test_small_run_prints_the_interface_keys(capsys: pytest.CaptureFixture[str])
     assert result["layer_kernel_speedup"] == pytest.approx(unfused / fused, rel=0.01)
     assert result["best_batch"] == {"teacher": 16, "student": 16}
     assert layer_kernel.FUSED["enabled"] is True
+    assert torch.is_grad_enabled()  # the benchmark leaves the caller's gradient mode as it was
 
 
 def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
@@ -31,3 +33,4 @@ def test_bad_options_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert "unknown settings" in capsys.readouterr().err
     assert main(["--snapshot", "nowhere", "--option", "shower_bins=4"]) == 2
     assert "fresh weights" in capsys.readouterr().err
+    assert torch.is_grad_enabled()  # the benchmark leaves the caller's gradient mode as it was
