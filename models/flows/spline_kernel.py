@@ -31,7 +31,7 @@ import numba as nb
 import numpy as np
 import torch
 
-__all__ = ["FUSED", "serial_twin", "spline", "threads"]
+__all__ = ["FUSED", "pick", "serial_twin", "spline", "threads"]
 
 FUSED = {"enabled": True}
 """Set ``FUSED["enabled"] = False`` to run the torch reference on CPU too (benchmarks, tests)."""
@@ -220,10 +220,10 @@ def serial_twin(kernel: Any) -> Any:
     """``kernel`` (a ``parallel=True`` numba function) compiled without ``parallel``, cached under
     its own name (``<name>_serial``): its ``prange`` loops run on the calling thread.
 
-    At one thread the parallel version still opens an OpenMP region per call, and on busy
-    cores its pool's waiting threads took the caller's core: the dijet OnlineFlow's
-    training step ran at 40-67 ms against 14.7 ms with ``OMP_WAIT_POLICY=PASSIVE``
-    (measured side by side, the other core busy). The serial twin needs no such setting.
+    With :func:`pick` and :func:`threads`, a one-thread call never starts numba's OpenMP
+    pool. Once started, the pool's idle threads took the caller's core on a busy machine:
+    the dijet OnlineFlow's training step ran at 40-67 ms against 16.5 ms without it, or
+    14.7 ms with ``OMP_WAIT_POLICY=PASSIVE`` (measured side by side, the other core busy).
     """
     py = kernel.py_func
     twin = types.FunctionType(py.__code__, py.__globals__, py.__name__ + "_serial", py.__defaults__, py.__closure__)
@@ -242,7 +242,8 @@ def threads() -> int:
     return wanted
 
 
-def _pick(kernel: Any, serial: Any) -> Any:
+def pick(kernel: Any, serial: Any) -> Any:
+    """The kernel to call: its serial twin at one thread (:func:`threads`), else the parallel one."""
     return serial if threads() == 1 else kernel
 
 
@@ -263,8 +264,8 @@ class _FusedSpline(torch.autograd.Function):
         flat_p = params.detach().contiguous().reshape(-1, params.shape[-1])
         out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
         min_size, min_derivative = _constants()
-        _pick(_forward_kernel, _FORWARD_SERIAL)(flat_x.numpy(), flat_p.numpy(), n_bins, float(tail_bound), min_size, min_derivative, False,
-                        out.numpy(), logdet.numpy())
+        pick(_forward_kernel, _FORWARD_SERIAL)(flat_x.numpy(), flat_p.numpy(), n_bins, float(tail_bound), min_size,
+                                               min_derivative, False, out.numpy(), logdet.numpy())
         ctx.save_for_backward(flat_x, flat_p)
         ctx.spline = (n_bins, float(tail_bound), inputs.shape, params.shape)
         return out.view(inputs.shape), logdet.view(inputs.shape)
@@ -278,8 +279,9 @@ class _FusedSpline(torch.autograd.Function):
         g_ld = zeros if grad_logdet is None else grad_logdet.detach().contiguous().reshape(-1).to(flat_x.dtype)
         grad_x, grad_p = torch.empty_like(flat_x), torch.empty_like(flat_p)
         min_size, min_derivative = _constants()
-        _pick(_backward_kernel, _BACKWARD_SERIAL)(flat_x.numpy(), flat_p.numpy(), n_bins, tail_bound, min_size, min_derivative,
-                         g_out.numpy(), g_ld.numpy(), grad_x.numpy(), grad_p.numpy())
+        pick(_backward_kernel, _BACKWARD_SERIAL)(flat_x.numpy(), flat_p.numpy(), n_bins, tail_bound, min_size,
+                                                 min_derivative, g_out.numpy(), g_ld.numpy(), grad_x.numpy(),
+                                                 grad_p.numpy())
         return grad_x.view(x_shape), grad_p.view(p_shape), None, None
 
 
@@ -321,8 +323,9 @@ def spline(
             out, logdet = torch.empty_like(flat_x), torch.empty_like(flat_x)
             min_size, min_derivative = _constants()
             # a strided view is read in place (the shower flows' inverse hands a transposed one)
-            _pick(_forward_kernel, _FORWARD_SERIAL)(flat_x.numpy(), params.detach().reshape(-1, expected).numpy(), n_bins,
-                            float(tail_bound), min_size, min_derivative, inverse, out.numpy(), logdet.numpy())
+            pick(_forward_kernel, _FORWARD_SERIAL)(flat_x.numpy(), params.detach().reshape(-1, expected).numpy(),
+                                                   n_bins, float(tail_bound), min_size, min_derivative, inverse,
+                                                   out.numpy(), logdet.numpy())
             return out.view(inputs.shape), logdet.view(inputs.shape)
         return _FusedSpline.apply(inputs, params, n_bins, float(tail_bound))  # type: ignore[no-any-return]
     from models.flows.spline_maf import rational_quadratic_spline

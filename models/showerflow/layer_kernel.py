@@ -23,16 +23,17 @@ import numba as nb
 import numpy as np
 import torch
 
-from models.flows.spline_kernel import serial_twin, threads
+from models.flows.spline_kernel import pick, serial_twin
 
-__all__ = ["FUSED", "finish_layers"]
+__all__ = ["FUSED", "finish_layers", "fusable"]
 
 FUSED = {"enabled": True}
 """Set ``FUSED["enabled"] = False`` to run the torch path on CPU too (benchmarks, tests)."""
 
+
 @nb.njit(cache=True, parallel=True)
-def _kernel(y, grid, table, table_scale, intercept, slope, low, high, knots, log_floor, log_ceiling, threshold, rounds, layer_mev, mean, std,  # noqa: ANN001, PLR0913, PLR0915
-            n_x, n_y, want_moments, shower, visible, image, moments):
+def _kernel(y, grid, table, table_scale, intercept, slope, low, high, knots, log_floor, log_ceiling,  # noqa: ANN001, PLR0913, PLR0915
+            threshold, rounds, layer_mev, mean, std, n_x, n_y, want_moments, shower, visible, image, moments):
     b, p = y.shape
     for i in nb.prange(b):
         cells = np.empty(p)
@@ -132,11 +133,9 @@ def fusable(*tensors: torch.Tensor) -> bool:
 
 def finish_layers(  # noqa: PLR0913
     features: torch.Tensor, grid: torch.Tensor, intercept: torch.Tensor, slope: torch.Tensor, low: torch.Tensor,
-    high: torch.Tensor, *,
-    knots: int, log_floor: float,
-    log_ceiling: float, threshold_mev: float, rounds: int, layer_mev: torch.Tensor, fraction_mean: torch.Tensor,
-    fraction_std: torch.Tensor, shape: tuple[int, int], shower: torch.Tensor, visible: torch.Tensor, image: torch.Tensor,
-    moments: torch.Tensor | None,
+    high: torch.Tensor, *, knots: int, log_floor: float, log_ceiling: float, threshold_mev: float, rounds: int,
+    layer_mev: torch.Tensor, fraction_mean: torch.Tensor, fraction_std: torch.Tensor, shape: tuple[int, int],
+    shower: torch.Tensor, visible: torch.Tensor, image: torch.Tensor, moments: torch.Tensor | None,
 ) -> None:
     """Decode, rescale, image and moments of one generated layer, written into the given views.
 
@@ -160,12 +159,12 @@ def finish_layers(  # noqa: PLR0913
         def array(t: torch.Tensor) -> np.ndarray:
             return t.detach().numpy()  # type: ignore[no-any-return]
 
-        kernel = _kernel if threads() > 1 else _KERNEL_SERIAL
         moment_out = moments if moments is not None else torch.empty(1, 4)
         grid64 = grid.double()
         table, scale = _segment_table(grid64)
-        kernel(array(features), array(grid64), table, scale, array(intercept.double()), array(slope.double()), array(low.double()),
-                array(high.double()), int(knots), float(log_floor),
-                float(log_ceiling), float(threshold_mev), int(rounds), array(layer_mev), array(fraction_mean.double()),
-                array(fraction_std.double()), int(shape[0]), int(shape[1]), moments is not None, array(shower),
-                array(visible), array(image), array(moment_out))
+        pick(_kernel, _KERNEL_SERIAL)(
+            array(features), array(grid64), table, scale, array(intercept.double()), array(slope.double()),
+            array(low.double()), array(high.double()), int(knots), float(log_floor), float(log_ceiling),
+            float(threshold_mev), int(rounds), array(layer_mev), array(fraction_mean.double()),
+            array(fraction_std.double()), int(shape[0]), int(shape[1]), moments is not None, array(shower),
+            array(visible), array(image), array(moment_out))
